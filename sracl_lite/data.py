@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 # Bump when preprocessing changes so saved artefacts from older code are rebuilt.
 PREPROCESS_VERSION = 1
@@ -463,6 +463,24 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def resolve_data_dir(data_dir=None) -> Path:
+    return Path(data_dir or os.environ.get("SRACL_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def read_source(name: str, data_dir=None, allow_download: bool = True, interactions_path=None, items_path=None):
+    """Raw (interactions, items, source files) of a dataset, before any filtering (notebook 01)."""
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASET_NAMES}")
+    raw_dir = resolve_data_dir(data_dir) / "raw"
+    if name == "ml-100k":
+        return read_ml100k(raw_dir, allow_download)
+    if name == "ml-1m":
+        return read_ml1m(raw_dir, allow_download)
+    if name in AMAZON_CATEGORIES:
+        return read_amazon(raw_dir, name, allow_download)
+    return read_csv_pair(interactions_path, items_path)
+
+
 def load_dataset(name: str, data_dir=None, rebuild: bool = False, allow_download: bool = True,
                  min_user_interactions: int = 5, min_item_interactions: int = 5,
                  interactions_path=None, items_path=None) -> SequenceData:
@@ -472,18 +490,8 @@ def load_dataset(name: str, data_dir=None, rebuild: bool = False, allow_download
     artefacts under data_dir/processed/<name>. data_dir defaults to $SRACL_DATA_DIR or the
     repository's data/ folder.
     """
-    if name not in DATASET_NAMES:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASET_NAMES}")
-    data_dir = Path(data_dir or os.environ.get("SRACL_DATA_DIR") or DEFAULT_DATA_DIR)
-    raw_dir = data_dir / "raw"
-    if name == "ml-100k":
-        interactions, items, sources = read_ml100k(raw_dir, allow_download)
-    elif name == "ml-1m":
-        interactions, items, sources = read_ml1m(raw_dir, allow_download)
-    elif name in AMAZON_CATEGORIES:
-        interactions, items, sources = read_amazon(raw_dir, name, allow_download)
-    else:
-        interactions, items, sources = read_csv_pair(interactions_path, items_path)
+    data_dir = resolve_data_dir(data_dir)
+    interactions, items, sources = read_source(name, data_dir, allow_download, interactions_path, items_path)
     config = PrepConfig(min_user_interactions, min_item_interactions)
     expected = {"dataset": name, "preprocess_version": PREPROCESS_VERSION, "config": asdict(config),
                 "sources": [{"file": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in sources]}
@@ -538,3 +546,15 @@ def load_artefact(folder: Path, expected: dict):
     if data.content_hash() != manifest.get("content_hash"):
         return None, "saved artefact does not match its content hash"
     return data, None
+
+
+def timestamp_ties(interactions: pd.DataFrame) -> dict:
+    """How much the tie-break matters (notebook 01): the share of rows that share their user's
+    timestamp with another row, and of users whose last two interactions share a timestamp
+    (their validation/test order is then decided by file order alone)."""
+    ordered = interactions.assign(source_row=np.arange(len(interactions))).sort_values(
+        ["user_id", "timestamp", "source_row"], kind="mergesort")
+    tied_rows = ordered.duplicated(["user_id", "timestamp"], keep=False)
+    last_two = ordered.groupby("user_id").tail(2)
+    tied_ends = last_two.groupby("user_id")["timestamp"].nunique() == 1
+    return {"rows_sharing_timestamp": float(tied_rows.mean()), "users_with_tied_last_two": float(tied_ends.mean())}

@@ -1,0 +1,213 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Data preparation: sequences, the leave-one-out split and training prefixes
+#
+# SRA-CL ([Cui et al., 2025](https://arxiv.org/abs/2503.04162)) predicts the next item a user will
+# interact with from their chronological history. Everything later in this tutorial (LLM profiles,
+# retrieval, training, evaluation) reads the artefact this notebook builds.
+#
+# **What you will learn**
+# - how raw ratings become chronological item sequences (k-core filter, duplicates, tie-break);
+# - why the tie-break rule matters on MovieLens-100K;
+# - the leave-one-out protocol: train / validation / test targets per user;
+# - how every prefix of a training sequence becomes a training sample, windowed to `max_len`;
+# - how the processed artefact is saved with a manifest and checked before reuse.
+#
+# **Runtime**: a few seconds on a 2-core CPU.
+
+# %%
+# Colab set-up: installs the project on Colab only; elsewhere this cell does nothing.
+import os, subprocess, sys
+if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
+    repo = os.environ.get("SRACL_REPO_URL", "https://github.com/sracl-lite/sracl-lite")
+    subprocess.run(["git", "clone", "--depth", "1", repo, "/content/sracl-lite"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "/content/sracl-lite/requirements.txt",
+                    "-e", "/content/sracl-lite"], check=True)
+    os.chdir("/content/sracl-lite/notebooks")
+
+# %%
+# Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
+from sracl_lite.notebook import param
+DATASET = param("dataset", "ml-100k")           # ml-100k (offline), ml-1m, amazon-beauty, ... (download)
+MIN_USER_INTERACTIONS = param("min_user_interactions", 5)   # 5-core, as the paper's datasets
+MIN_ITEM_INTERACTIONS = param("min_item_interactions", 5)
+MAX_LEN = param("max_len", 20)                  # the reference implementation's window
+
+# %% [markdown]
+# ## 1. The raw data
+# The default dataset is MovieLens-100K (GroupLens; research use only, no redistribution). It is read
+# from the TSV files inside the installed `recbole` wheel, so nothing is downloaded and no MovieLens
+# file lives in this repository. Other datasets download on first use into `data/raw/`.
+
+# %%
+import inspect
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from sracl_lite import data as data_module
+from sracl_lite.data import load_dataset, read_source, timestamp_ties
+
+raw_interactions, raw_items, source_files = read_source(DATASET)
+print("source files:", [f.name for f in source_files])
+print(f"{len(raw_interactions):,} interactions, {raw_interactions.user_id.nunique():,} users, "
+      f"{raw_interactions.item_id.nunique():,} items")
+raw_interactions.head(3)
+
+# %% [markdown]
+# ## 2. Ordering, and why the tie-break matters
+# Each user's interactions are sorted by timestamp. MovieLens records many ratings in the same
+# second (people rate in bursts), so the order of equal timestamps decides a lot:
+
+# %%
+ties = timestamp_ties(raw_interactions)
+print(f"rows that share their user's timestamp with another row: {ties['rows_sharing_timestamp']:.1%}")
+print(f"users whose last two interactions share a timestamp:      {ties['users_with_tied_last_two']:.1%}")
+
+# %% [markdown]
+# For those users the validation and test items are ordered by the tie-break alone. We use a
+# **stable sort: equal timestamps keep the order of the rows in the source file**. It is the order
+# the source recorded, it is reproducible, and it is what other implementations get from a stable
+# sort. Any other rule (e.g. by item id) is equally defensible but changes test targets, so numbers
+# are only comparable under the same rule.
+#
+# Then two filters, in this order:
+# - a repeated (user, item) pair keeps its first occurrence (a re-rating adds nothing to predict);
+# - the iterative k-core filter drops users and items with too few interactions until none is left;
+#   users with fewer than 3 interactions are dropped too (leave-one-out needs train, validation and test).
+
+# %%
+print(inspect.getsource(data_module.filter_and_order))
+
+# %% [markdown]
+# ## 3. The processed dataset
+# `load_dataset` re-indexes items from 1 (0 is padding) and users from row 0, splits each sequence
+# and saves everything under `data/processed/<dataset>/` with a manifest.
+
+# %%
+ds = load_dataset(DATASET, min_user_interactions=MIN_USER_INTERACTIONS,
+                  min_item_interactions=MIN_ITEM_INTERACTIONS)
+lengths = np.array([len(s) + 2 for s in ds.train_sequences])  # + validation and test items
+summary = pd.Series({"users": ds.n_users, "items": ds.n_items, "interactions": int(lengths.sum()),
+                     "density": lengths.sum() / (ds.n_users * ds.n_items),
+                     "mean sequence length": lengths.mean(), "median sequence length": np.median(lengths)})
+print(summary.to_string(float_format=lambda x: f"{x:,.4f}"))
+print("\nwhat the filters removed:", json.dumps(ds.stats, indent=1))
+
+# %% [markdown]
+# ## 4. Sequence lengths and item popularity
+# Recommendation data are sparse and long-tailed: a few items collect most interactions. The paper
+# argues that semantic positives help most where collaborative signal is thin (short sequences,
+# rare items), so keep these two shapes in mind.
+
+# %%
+item_counts = np.bincount(np.concatenate([np.concatenate(ds.train_sequences), ds.valid_targets,
+                                          ds.test_targets]), minlength=ds.n_items + 1)[1:]
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+axes[0].hist(lengths, bins=50, color="tab:blue")
+axes[0].set(title="interactions per user", xlabel="sequence length", ylabel="users")
+axes[1].loglog(np.arange(1, ds.n_items + 1), np.sort(item_counts)[::-1], color="tab:orange")
+axes[1].set(title="item popularity (long tail)", xlabel="item rank", ylabel="interactions")
+plt.tight_layout()
+plt.show()
+top_share = np.sort(item_counts)[::-1][: ds.n_items // 10].sum() / item_counts.sum()
+print(f"the 10% most popular items hold {top_share:.1%} of all interactions")
+
+# %% [markdown]
+# ## 5. A few users, as titles
+# The last items of each user's training sequence, then the validation and test targets.
+
+# %%
+for user in [0, 1, 2]:
+    tail = ds.titles(ds.train_sequences[user][-5:])
+    print(f"user row {user} ({len(ds.train_sequences[user])} training items): ... -> " + " -> ".join(tail))
+    print(f"    validation target: {ds.titles([ds.valid_targets[user]])[0]}")
+    print(f"    test target:       {ds.titles([ds.test_targets[user]])[0]}\n")
+ds.items.head()
+
+# %% [markdown]
+# ## 6. Leave-one-out split and training prefixes
+# For each user: **train** = all but the last two items, **validation target** = the second-to-last,
+# **test target** = the last. Validation inputs are the training sequence; test inputs are the
+# training sequence plus the validation item. Model selection (early stopping, hyperparameters)
+# uses validation only.
+#
+# Training samples are *every prefix* of every training sequence with its next item as target, each
+# truncated to the last `MAX_LEN` items and left-padded with 0.
+
+# %%
+prefixes = ds.train_prefixes(MAX_LEN)
+print(f"{len(prefixes.targets):,} training prefixes (max_len={MAX_LEN}), input array {prefixes.inputs.shape}")
+first_user = prefixes.users == 0
+print("user 0's first three prefixes (input -> target):")
+for row in np.flatnonzero(first_user)[:3]:
+    print("  ", prefixes.inputs[row][-5:], "->", prefixes.targets[row])
+valid_inputs, valid_targets = ds.eval_inputs("valid", MAX_LEN)
+test_inputs, test_targets = ds.eval_inputs("test", MAX_LEN)
+print("user 0 validation input (last 5):", valid_inputs[0][-5:], "target", valid_targets[0])
+print("user 0 test input (last 5):      ", test_inputs[0][-5:], "target", test_targets[0])
+
+# %% [markdown]
+# ## 7. The saved artefact and its manifest
+# The manifest records the source files (size and SHA-256), the filter settings, the code's
+# preprocessing version, the counts and a hash of the content. `load_dataset` reuses the artefact only
+# if all of them still match; otherwise it rebuilds and says why. MovieLens terms forbid
+# redistribution, so `data/processed/` is git-ignored.
+
+# %%
+manifest = ds.manifest
+print(json.dumps({k: manifest[k] for k in ("dataset", "preprocess_version", "config", "counts")}, indent=1))
+print("source files:", [(s["file"], s["bytes"]) for s in manifest["sources"]])
+print("artefact folder:", ds.artefact_dir.relative_to(ds.artefact_dir.parents[2]))
+
+# %% [markdown]
+# ## Checks
+
+# %%
+# Every user's test target is their last interaction, and validation the one before, under the tie-break
+# rule: recomputed here from the raw table, independently of load_dataset.
+as_text = lambda column: raw_interactions[column].astype(str)
+kept = as_text("user_id").isin(set(ds.user_raw_ids)) & as_text("item_id").isin(set(ds.items["raw_id"]))
+ordered = (raw_interactions[kept].assign(row=np.flatnonzero(kept), user=as_text("user_id")[kept],
+                                         item=as_text("item_id")[kept])
+           .sort_values(["user", "timestamp", "row"], kind="mergesort")
+           .drop_duplicates(["user", "item"]))
+last_two = ordered.groupby("user")["item"].agg(lambda s: tuple(s.iloc[-2:]))
+raw_id_of = ds.items["raw_id"]
+derived = [(raw_id_of[v], raw_id_of[t]) for v, t in zip(ds.valid_targets, ds.test_targets)]
+assert derived == list(last_two.loc[ds.user_raw_ids]), "validation/test targets differ from the raw file's order"
+if DATASET == "ml-100k" and MIN_USER_INTERACTIONS == 5 and MIN_ITEM_INTERACTIONS == 5:
+    assert ds.n_users == 943, "every ML-100K user has 20+ ratings and survives the 5-core filter"
+    assert ds.n_items == 1349, ds.n_items
+all_train = np.concatenate(ds.train_sequences)
+assert all_train.min() >= 1 and all_train.max() <= ds.n_items, "item ids run 1..n_items; 0 is padding"
+assert len(prefixes.targets) == sum(len(s) - 1 for s in ds.train_sequences)
+assert all(v not in s and t not in s for s, v, t in zip(ds.train_sequences, ds.valid_targets, ds.test_targets)), \
+    "a validation or test item also appears in the same user's training sequence"
+assert (test_inputs[:, -1] == ds.valid_targets).all(), "test inputs end with the validation item"
+assert load_dataset(DATASET, min_user_interactions=MIN_USER_INTERACTIONS,
+                    min_item_interactions=MIN_ITEM_INTERACTIONS).content_hash() == manifest["content_hash"]
+print("all checks passed")
+
+# %% [markdown]
+# ## Results
+
+# %%
+print(f"{DATASET}: {ds.n_users} users, {ds.n_items} items, {int(lengths.sum()):,} interactions, "
+      f"{len(prefixes.targets):,} training prefixes at max_len={MAX_LEN}")

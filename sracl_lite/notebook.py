@@ -1,0 +1,59 @@
+"""Small helpers every notebook uses: parameters, seeds, device, saved results.
+
+Notebooks keep one parameters cell; each value there can be overridden with an environment
+variable `SRACL_<NAME>` so that tests, GPU runs and readers change settings without editing cells.
+"""
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "data" / "processed"
+
+
+def param(name: str, default):
+    """The value of SRACL_<NAME> if set (converted to default's type), else default."""
+    raw = os.environ.get(f"SRACL_{name.upper()}")
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"SRACL_{name.upper()}={raw!r}: expected true or false")
+        return raw.lower() in ("1", "true", "yes")
+    try:
+        return type(default)(raw) if default is not None else raw
+    except ValueError:
+        raise ValueError(f"SRACL_{name.upper()}={raw!r}: expected a {type(default).__name__}") from None
+
+
+def set_seed(seed: int):
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(requested: str = "auto") -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {requested!r} asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'")
+    return requested
+
+
+def save_metrics(dataset: str, variant: str, metrics: dict, folder=None) -> Path:
+    """Write one run's metrics where notebook 07 looks for them."""
+    path = Path(folder or RESULTS_DIR / dataset / "metrics") / f"{variant}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=1, default=float))
+    return path
+
+
+def load_metrics(dataset: str, folder=None) -> dict:
+    folder = Path(folder or RESULTS_DIR / dataset / "metrics")
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder}: no saved metrics; run notebooks 04-06 first")
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

@@ -1,0 +1,211 @@
+"""Data layer: every source format on small fixtures in its real format, the split, bad input."""
+import gzip
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sracl_lite import data
+from sracl_lite.data import PrepConfig, SequenceData, load_dataset
+
+
+def write_csv_pair(folder, rows, items=None):
+    inter = folder / "interactions.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(inter, index=False)
+    item_ids = sorted({r[1] for r in rows})
+    items = items if items is not None else pd.DataFrame(
+        {"item_id": item_ids, "title": [f"Title {i}" for i in item_ids],
+         "categories": ["A|B" if i % 2 else "B" for i in item_ids], "brand": "Acme"})
+    items_path = folder / "items.csv"
+    items.to_csv(items_path, index=False)
+    return inter, items_path
+
+
+# User 7 rates items 10, 11, 12 at the same second, in that file order, after 13 and 14 earlier.
+TIED_ROWS = [(7, 13, 100), (7, 12, 500), (7, 10, 500), (7, 11, 500), (7, 14, 200),
+             (8, 10, 50), (8, 11, 60), (8, 12, 70), (8, 13, 80)]
+
+
+def test_ties_keep_file_order_and_last_interaction_is_test(tmp_path):
+    inter, items = write_csv_pair(tmp_path, TIED_ROWS)
+    ds = load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+                      min_user_interactions=1, min_item_interactions=1)
+    raw = lambda ids: [int(ds.items.at[int(i), "raw_id"]) for i in ids]
+    user7 = list(ds.user_raw_ids).index("7")
+    # time order 13 (100), 14 (200), then the tie at 500 in file order: 12, 10, 11
+    assert raw(ds.train_sequences[user7]) == [13, 14, 12]
+    assert raw([ds.valid_targets[user7], ds.test_targets[user7]]) == [10, 11]
+    user8 = list(ds.user_raw_ids).index("8")
+    assert raw(ds.train_sequences[user8]) == [10, 11] and raw([ds.test_targets[user8]]) == [13]
+    assert ds.items.loc[1, "categories"] == ["B"] and "Brand: Acme." in ds.items.loc[1, "text"]
+
+
+def test_prefixes_and_eval_inputs():
+    frame = pd.DataFrame({"user_id": [1] * 6 + [2] * 3, "item_id": [1, 2, 3, 4, 5, 6, 1, 2, 3],
+                          "timestamp": list(range(6)) + [0, 1, 2]})
+    ds = SequenceData.from_interactions(frame, "toy", config=PrepConfig(1, 1))
+    p = ds.train_prefixes(max_len=3)
+    assert p.inputs.tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3]]  # user 2 has one training item: no prefix
+    assert p.targets.tolist() == [2, 3, 4] and p.lengths.tolist() == [1, 2, 3] and p.users.tolist() == [0, 0, 0]
+    inputs, targets = ds.eval_inputs("valid", 3)
+    assert inputs.tolist() == [[2, 3, 4], [0, 0, 1]] and targets.tolist() == [5, 2]
+    inputs, targets = ds.eval_inputs("test", 3)
+    assert inputs.tolist() == [[3, 4, 5], [0, 1, 2]] and targets.tolist() == [6, 3]
+    with pytest.raises(ValueError, match="stage"):
+        ds.eval_inputs("train", 3)
+
+
+def test_ml100k_offline_from_recbole_wheel(tmp_path):
+    ds = load_dataset("ml-100k", data_dir=tmp_path)
+    assert ds.n_users == 943
+    assert ds.n_items == 1349  # 5-core drops the 333 movies with fewer than 5 ratings
+    assert ds.stats["interactions"] == 99287
+    assert ds.items.loc[1, "title"] and ds.items.loc[1, "categories"]
+    assert (tmp_path / "processed" / "ml-100k" / "manifest.json").exists()
+
+
+def write_grouplens_ml100k(raw_dir):
+    raw_dir.mkdir(parents=True)
+    udata = "\n".join(f"{u}\t{i}\t4\t{1000 + 10 * u + i}" for u in (1, 2, 3) for i in (1, 2, 3, 4)) + "\n"
+    flags = lambda k: "|".join("1" if g == k else "0" for g in range(19))
+    uitem = "\n".join(f"{i}|Movie {i} (199{i})|01-Jan-199{i}||http://x|{flags(i)}" for i in (1, 2, 3, 4)) + "\n"
+    with zipfile.ZipFile(raw_dir / "ml-100k.zip", "w") as z:
+        z.writestr("ml-100k/u.data", udata)
+        z.writestr("ml-100k/u.item", uitem.encode("latin-1"))
+
+
+def test_ml100k_grouplens_zip_when_recbole_absent(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "recbole_ml100k_dir", lambda: None)
+    write_grouplens_ml100k(tmp_path / "raw")
+    ds = load_dataset("ml-100k", data_dir=tmp_path, min_user_interactions=1, min_item_interactions=1)
+    assert (ds.n_users, ds.n_items) == (3, 4)
+    assert ds.items.loc[1, "title"] == "Movie 1" and ds.items.loc[1, "categories"] == ["Action"]
+    assert ds.items.loc[1, "text"] == "Title: Movie 1. Year: 1991. Genres: Action."
+    assert ds.test_targets.tolist() == [4, 4, 4]
+
+
+def test_ml1m_format(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    ratings = "\n".join(f"{u}::{i}::5::{100 * u + i}" for u in (1, 2) for i in (10, 20, 30)) + "\n"
+    movies = "10::Heat (1995)::Action|Crime\n20::Sabrina (1995)::Comedy|Romance\n30::Nixon (1995)::Drama\n"
+    with zipfile.ZipFile(raw / "ml-1m.zip", "w") as z:
+        z.writestr("ml-1m/ratings.dat", ratings)
+        z.writestr("ml-1m/movies.dat", movies)
+    ds = load_dataset("ml-1m", data_dir=tmp_path, min_user_interactions=1, min_item_interactions=1)
+    assert (ds.n_users, ds.n_items) == (2, 3)
+    assert ds.items.loc[1, "title"] == "Heat" and ds.items.loc[1, "categories"] == ["Action", "Crime"]
+    assert ds.domain == "movies"
+
+
+def test_amazon_2014_format(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    reviews = [{"reviewerID": f"U{u}", "asin": f"000{i}", "unixReviewTime": 1000 * u + i, "overall": 5.0}
+               for u in (1, 2) for i in (1, 2, 3)]
+    with gzip.open(raw / "reviews_Beauty_5.json.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in reviews)
+    meta = [{"asin": "0001", "title": "Rose Lotion", "brand": "Petal", "price": 9.5,
+             "categories": [["Beauty", "Skin Care", "Body"]], "description": "Soft skin."},
+            {"asin": "0002", "title": "Mint Shampoo", "categories": [["Beauty", "Hair Care"]]},
+            {"asin": "9999", "title": "Nobody bought this"}]  # asin 0003 has no metadata
+    with gzip.open(raw / "meta_Beauty.json.gz", "wt") as f:
+        f.writelines(repr(m) + "\n" for m in meta)  # Python-literal dicts, as SNAP ships them
+    ds = load_dataset("amazon-beauty", data_dir=tmp_path, min_user_interactions=1, min_item_interactions=1)
+    assert (ds.n_users, ds.n_items) == (2, 3)
+    assert ds.items["raw_id"].tolist() == ["0001", "0002", "0003"]  # leading zeros survive
+    assert ds.items.loc[1, "categories"] == ["Skin Care", "Body"]
+    assert "Brand: Petal." in ds.items.loc[1, "text"] and "Price: 9.5." in ds.items.loc[1, "text"]
+    assert ds.stats["items_without_title"] == 1
+    assert ds.verb_past == "bought"
+    again = load_dataset("amazon-beauty", data_dir=tmp_path, min_user_interactions=1, min_item_interactions=1)
+    assert again.items["raw_id"].tolist() == ["0001", "0002", "0003"]
+
+
+def test_download_failure_says_what_to_fetch_and_where(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "GROUPLENS_URL", "http://127.0.0.1:9/{name}.zip")  # nothing listens there
+    with pytest.raises(RuntimeError, match=r"could not download http://127.0.0.1:9/ml-1m.zip.*put it at .*ml-1m.zip"):
+        load_dataset("ml-1m", data_dir=tmp_path)
+    assert not list((tmp_path / "raw").glob("*.part")), "a failed download leaves no partial file"
+    with pytest.raises(FileNotFoundError, match="downloads are off"):
+        load_dataset("amazon-toys", data_dir=tmp_path, allow_download=False)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'ml-42m'"):
+        load_dataset("ml-42m", data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        load_dataset("csv", data_dir=tmp_path, interactions_path=tmp_path / "nope.csv", items_path=tmp_path / "x.csv")
+    with pytest.raises(ValueError, match="needs interactions_path"):
+        load_dataset("csv", data_dir=tmp_path)
+    inter, items = write_csv_pair(tmp_path, TIED_ROWS)
+
+    def load(**kw):
+        return load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+                            min_user_interactions=1, min_item_interactions=1, **kw)
+
+    inter.write_text("user,item_id,timestamp\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"column\(s\) \['user_id'\] missing"):
+        load()
+    inter.write_text("")
+    with pytest.raises(ValueError, match="empty file"):
+        load()
+    inter.write_text("user_id,item_id,timestamp\n")
+    with pytest.raises(ValueError, match="header only"):
+        load()
+    inter.write_text("user_id,item_id,timestamp\n1,abc,3\n")
+    with pytest.raises(ValueError, match="'item_id' must hold non-negative integers.*'abc'"):
+        load()
+    inter.write_text("user_id,item_id,timestamp\n-1,2,3\n")
+    with pytest.raises(ValueError, match="'user_id' must hold non-negative integers"):
+        load()
+    inter.write_text("user_id,item_id,timestamp\n1,10,3\n1,99,4\n1,11,5\n")
+    with pytest.raises(ValueError, match=r"1 interacted item ids have no row in the item table \(e.g. \[99\]\)"):
+        load()
+
+
+def test_duplicates_and_short_users_are_counted(tmp_path):
+    rows = [(1, 1, 1), (1, 2, 2), (1, 1, 3), (1, 3, 4), (1, 4, 5),  # item 1 repeated: first kept
+            (2, 1, 1), (2, 2, 2)]                                     # only 2 interactions: dropped
+    inter, items = write_csv_pair(tmp_path, rows)
+    ds = load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+                      min_user_interactions=1, min_item_interactions=1)
+    assert ds.stats["duplicates_removed"] == 1 and ds.stats["users_below_3_removed"] == 1
+    assert ds.n_users == 1 and ds.train_sequences[0].tolist() == [1, 2]
+    inter, items = write_csv_pair(tmp_path, [(1, 1, 1), (1, 2, 2)])
+    with pytest.raises(ValueError, match="no user keeps 3 or more interactions"):
+        load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+                     min_user_interactions=1, min_item_interactions=1)
+
+
+def test_k_core_is_iterative():
+    # Round 1 drops item 4 (one user); only then does user 3 fall to 2 interactions and leave.
+    rows = [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3), (3, 1), (3, 2), (3, 4)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id"]).assign(timestamp=0)
+    ds = SequenceData.from_interactions(frame, "toy", config=PrepConfig(3, 2))
+    assert ds.user_raw_ids.tolist() == ["1", "2"] and ds.items["raw_id"].tolist() == ["1", "2", "3"]
+    assert ds.stats["k_core_rounds"] == 3
+
+
+def test_stale_artefacts_are_rebuilt(tmp_path, capsys):
+    inter, items = write_csv_pair(tmp_path, TIED_ROWS)
+    kw = dict(data_dir=tmp_path, interactions_path=inter, items_path=items)
+    first = load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
+    assert "building csv: no saved artefact" in capsys.readouterr().out
+    load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
+    assert capsys.readouterr().out == ""  # reused
+    write_csv_pair(tmp_path, TIED_ROWS + [(8, 14, 90)])
+    changed = load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
+    assert "stale (sources changed)" in capsys.readouterr().out
+    assert changed.content_hash() != first.content_hash()
+    load_dataset("csv", min_user_interactions=2, min_item_interactions=1, **kw)
+    assert "stale (config changed)" in capsys.readouterr().out
+    load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
+    capsys.readouterr()
+    artefact = tmp_path / "processed" / "csv"
+    np.savez(artefact / "sequences.npz", **{**dict(np.load(artefact / "sequences.npz")),
+                                            "test_targets": np.array([1, 1])})
+    load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
+    assert "does not match its content hash" in capsys.readouterr().out
