@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import urllib.request
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -500,7 +501,7 @@ def load_dataset(name: str, data_dir=None, rebuild: bool = False, allow_download
         data, reason = load_artefact(artefact_dir, expected)
         if data is not None:
             return data
-        print(f"building {name}: {reason}")
+        print(f"building {name}: {reason}", file=sys.stderr)  # stderr: a status, not a result
     domain = MOVIES if name.startswith("ml-") else PRODUCTS.get(name, Domain())
     data = SequenceData.from_interactions(interactions, name, items, config, domain)
     data.manifest = {**expected, "counts": {"users": data.n_users, "items": data.n_items,

@@ -193,19 +193,19 @@ def test_stale_artefacts_are_rebuilt(tmp_path, capsys):
     inter, items = write_csv_pair(tmp_path, TIED_ROWS)
     kw = dict(data_dir=tmp_path, interactions_path=inter, items_path=items)
     first = load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
-    assert "building csv: no saved artefact" in capsys.readouterr().out
+    assert "building csv: no saved artefact" in capsys.readouterr().err
     load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
-    assert capsys.readouterr().out == ""  # reused
+    assert capsys.readouterr().err == ""  # reused
     write_csv_pair(tmp_path, TIED_ROWS + [(8, 14, 90)])
     changed = load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
-    assert "stale (sources changed)" in capsys.readouterr().out
+    assert "stale (sources changed)" in capsys.readouterr().err
     assert changed.content_hash() != first.content_hash()
     load_dataset("csv", min_user_interactions=2, min_item_interactions=1, **kw)
-    assert "stale (config changed)" in capsys.readouterr().out
+    assert "stale (config changed)" in capsys.readouterr().err
     load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
     capsys.readouterr()
     artefact = tmp_path / "processed" / "csv"
     np.savez(artefact / "sequences.npz", **{**dict(np.load(artefact / "sequences.npz")),
                                             "test_targets": np.array([1, 1])})
     load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
-    assert "does not match its content hash" in capsys.readouterr().out
+    assert "does not match its content hash" in capsys.readouterr().err
