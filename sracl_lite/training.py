@@ -1,0 +1,462 @@
+"""Training with next-item cross-entropy plus SRA-CL's two contrastive losses (notebooks 04-06).
+
+    L = L_rec + alpha * L_cross + beta * L_intra
+
+One step, all on the training device with no Python loop over samples:
+1. gather a batch of training prefixes (B, L) and their targets;
+2. cross-sequence: look up each prefix's pool entry, its k retrieved pool entries and their
+   (precomputed, left-padded) sequences (B * k, L);
+3. intra-sequence: two views of the batch, by semantic substitution or CL4SRec's operators;
+4. encode anchors, candidates and views in ONE encoder call, then split the (B + Bk + 2B, D)
+   output into its parts;
+5. L_rec = softmax cross-entropy over all items; L_cross = InfoNCE(anchor, synthesized
+   positive); L_intra = NT-Xent(view 1, view 2).
+With alpha = beta = 0 nothing but step 1 and L_rec runs, and the random number streams are
+used exactly as in plain SASRec training.
+"""
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .losses import SYNTHESIZER_MODES, SampleSynthesizer, cl4srec_augment, info_nce, nt_xent, semantic_substitute
+from .metrics import full_ranks, metric_names, metrics_from_ranks
+from .model import ModelConfig, build_model, check_item_ids
+
+INTRA_AUGMENTATIONS = ("semantic", "cl4srec", "none")
+POOL_MATCHES = ("auto", "user", "prefix")
+CHECKPOINT_FORMAT = "sracl-lite-checkpoint-1"
+TABLE_NAMES = ("item_neighbors", "entry", "pool_neighbors", "pool_inputs", "pool_emb")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    max_len: int = 20               # reference setting; the pool is keyed by (user, length), not max_len
+    batch_size: int = 256           # reference; also the number of in-batch negatives + 1
+    lr: float = 1e-3                # Adam, as the reference
+    weight_decay: float = 0.0       # the reference uses none; dropout 0.5 regularises instead
+    epochs: int = 100               # upper bound; early stopping usually ends sooner
+    patience: int = 10              # epochs without a better validation metric before stopping
+    valid_metric: str = "MRR@10"    # model selection (reference: MRR@10; NDCG@10 is the alternative)
+    eval_every: int = 1             # validate every n epochs (and always after the last)
+    alpha: float = 0.1              # weight of the cross-sequence loss (reference 0.1); 0 turns it off
+    beta: float = 0.1               # weight of the intra-sequence loss (reference 0.1); 0 turns it off
+    temperature: float = 1.0        # InfoNCE temperature on dot products (reference 1.0)
+    k: Optional[int] = None         # neighbours used per anchor / item; None = all in the tables
+    synthesizer: str = "learned"    # "learned" (paper) | "uniform" (the w/o-synthesizer ablation)
+    synth_dropout: float = 0.5      # dropout on the synthesizer's weights (reference 0.5)
+    intra_aug: str = "semantic"     # "semantic" (SRA-CL) | "cl4srec" (crop/mask/reorder) | "none"
+    sub_prob: float = 0.2           # per-item substitution probability (reference 0.2)
+    pool_match: str = "auto"        # prefix -> pool entry: "user" (per-user profiles), "prefix", or detect
+    max_train_prefixes: Optional[int] = None  # random subset of prefixes, to fit a CPU budget
+    seed: int = 2024                # reference seed; seeds init, dropout, batch order, augmentations
+    device: str = "auto"            # "auto" = cuda when available
+    bf16: bool = True               # bf16 autocast on CUDA (ignored on CPU, where it is slower)
+    compile: Optional[str] = None   # torch.compile mode of the step; "reduce-overhead" (CUDA graphs) is
+                                    # 4x faster on GPU after ~45 s of compiling; SASRec only, CUDA only
+    eval_batch_size: int = 1024     # users scored at once (each row is n_items scores)
+    checkpoint: Optional[str] = None  # path to save the best state and its config; None keeps it in memory
+    progress: bool = True           # tqdm bars
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**self.model)
+        if self.synthesizer not in SYNTHESIZER_MODES:
+            raise ValueError(f"TrainConfig.synthesizer={self.synthesizer!r}; choose one of {SYNTHESIZER_MODES} "
+                             "(alpha=0 turns the cross-sequence branch off)")
+        if self.intra_aug not in INTRA_AUGMENTATIONS:
+            raise ValueError(f"TrainConfig.intra_aug={self.intra_aug!r}; choose one of {INTRA_AUGMENTATIONS}")
+        if self.pool_match not in POOL_MATCHES:
+            raise ValueError(f"TrainConfig.pool_match={self.pool_match!r}; choose one of {POOL_MATCHES}")
+        if self.valid_metric not in metric_names():
+            raise ValueError(f"TrainConfig.valid_metric={self.valid_metric!r}; choose one of {metric_names()}")
+        if self.alpha < 0 or self.beta < 0:
+            raise ValueError("TrainConfig.alpha and beta must be >= 0 (0 turns a loss off)")
+        for name in ("max_len", "batch_size", "epochs", "patience", "eval_every", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.sub_prob <= 1.0:
+            raise ValueError(f"TrainConfig.sub_prob is a probability; got {self.sub_prob}")
+        if self.temperature <= 0:
+            raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+
+    @property
+    def uses_intra(self) -> bool:
+        return self.beta > 0 and self.intra_aug != "none"
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    history: list               # one dict per epoch: losses, seconds, validation metrics when evaluated
+    best_epoch: int
+    valid: dict                 # validation metrics of the best state
+    test: dict                  # test metrics of the best state
+    valid_ranks: np.ndarray     # (n_users,) per-user ranks, for paired tests (metrics.per_user_metrics)
+    test_ranks: np.ndarray
+    model: torch.nn.Module      # the best state, in eval mode
+    synthesizer: Optional[torch.nn.Module] = None
+    train_seconds: float = 0.0  # training time without evaluation
+
+    def history_frame(self):
+        import pandas as pd
+        return pd.DataFrame(self.history).set_index("epoch")
+
+    def plot(self, metric: Optional[str] = None):
+        """Loss curves and the validation metric per epoch (see `plot_histories` to compare runs)."""
+        return plot_histories({"run": self}, metric or self.config.valid_metric)
+
+
+def plot_histories(results: dict, metric: str = "NDCG@10"):
+    """Two panels: training losses and a validation metric per epoch, one line set per run (notebook 05)."""
+    import matplotlib.pyplot as plt
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, (label, result) in enumerate(results.items()):
+        frame = result.history_frame()
+        color = f"C{i}"
+        left.plot(frame.index, frame["loss"], color=color, label=f"{label}: total")
+        for part, style in (("rec", "--"), ("cross", ":"), ("intra", "-.")):
+            if frame[part].abs().sum() > 0 and len(results) == 1:
+                left.plot(frame.index, frame[part], color=color, linestyle=style, label=f"{label}: {part}")
+        if metric in frame:
+            evaluated = frame[metric].dropna()
+            right.plot(evaluated.index, evaluated, color=color, marker="o", markersize=3, label=label)
+            right.axvline(result.best_epoch, color=color, alpha=0.3)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    left.set(xlabel="epoch", ylabel="training loss", title="losses")
+    right.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (line: best epoch)")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"TrainConfig.device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
+    return device
+
+
+def pool_entry_of_prefixes(tables, users, lengths, match: str = "auto") -> np.ndarray:
+    """Pool entry of each training prefix (user u, length t).
+
+    per-prefix pool: the entry (u, t); per-user pool: user u's single entry (its whole training
+    sequence). "auto" takes per-prefix when every (u, t) is in the pool, else per-user.
+    """
+    pool_users, pool_lengths = np.asarray(tables.pool_users), np.asarray(tables.pool_lengths)
+    span = int(max(pool_lengths.max(initial=0), lengths.max(initial=0))) + 1
+    if match in ("auto", "prefix"):
+        keys = pool_users * span + pool_lengths
+        order = np.argsort(keys, kind="stable")
+        wanted = users * span + lengths
+        pos = np.searchsorted(keys[order], wanted).clip(max=len(keys) - 1)
+        found = keys[order][pos] == wanted
+        if found.all():
+            return order[pos]
+        if match == "prefix":
+            raise ValueError(f"semantic tables: {int((~found).sum())} training prefixes have no pool entry "
+                             "(user, length); build per-prefix tables for this dataset and max_len, or use "
+                             "pool_match='user'")
+    counts = np.bincount(pool_users, minlength=int(users.max(initial=0)) + 1)
+    if (counts[users] != 1).any():
+        raise ValueError("semantic tables: the pool is neither per-prefix (some training prefixes have no "
+                         "entry) nor per-user (some users have no entry or several); rebuild the tables "
+                         "for this dataset with notebook 03")
+    entry_of_user = np.full(len(counts), -1)
+    entry_of_user[pool_users] = np.arange(len(pool_users))
+    return entry_of_user[users]
+
+
+def pool_sequences(tables, train_sequences, max_len: int) -> np.ndarray:
+    """(P, max_len) left-padded last max_len items of every pool entry's prefix."""
+    out = np.zeros((len(tables.pool_users), max_len), dtype=np.int64)
+    for row, (u, t) in enumerate(zip(tables.pool_users, tables.pool_lengths)):
+        seq = train_sequences[u]
+        if t > len(seq) or t < 1:
+            raise ValueError(f"semantic tables: pool entry {row} is the first {t} items of user {u}, who has "
+                             f"{len(seq)} training items; the tables were built for another split")
+        tail = seq[max(0, t - max_len):t]
+        out[row, max_len - len(tail):] = tail
+    return out
+
+
+class Trainer:
+    """Holds the data on the device, the model, the optional synthesizer and the optimizer (notebook 05).
+
+    `fit()` trains with early stopping and returns a TrainResult; `train_epoch()` and
+    `evaluate(split)` are the pieces (the speed benchmark times `train_epoch`).
+    """
+
+    def __init__(self, ds, config: TrainConfig = None, tables=None):
+        self.config = config = config or TrainConfig()
+        self.ds, self.tables = ds, tables
+        self.device = device = resolve_device(config.device)
+        self.amp = config.bf16 and device.type == "cuda"
+        L = config.max_len
+
+        prefixes = ds.train_prefixes(L)
+        check_item_ids(prefixes.inputs, ds.n_items, f"{ds.name} training prefixes")
+        check_item_ids(prefixes.targets, ds.n_items, f"{ds.name} training targets")
+        keep = np.arange(len(prefixes.targets))
+        if config.max_train_prefixes is not None and config.max_train_prefixes < len(keep):
+            rng = np.random.default_rng(config.seed)
+            keep = np.sort(rng.choice(len(keep), config.max_train_prefixes, replace=False))
+        self.n_train = len(keep)
+        self.inputs = torch.as_tensor(prefixes.inputs[keep], device=device)       # (N, L)
+        self.targets = torch.as_tensor(prefixes.targets[keep], device=device)     # (N,)
+
+        needs_tables = config.alpha > 0 or (config.beta > 0 and config.intra_aug == "semantic")
+        if needs_tables:
+            if tables is None:
+                raise ValueError("alpha > 0 or intra_aug='semantic' with beta > 0 needs semantic tables: pass "
+                                 "tables= (notebook 03, or semantic.random_tables) or set alpha=0 / beta=0")
+            self._load_tables(tables, prefixes.users[keep], prefixes.lengths[keep])
+
+        # Model first, straight after seeding: plain SASRec training draws the same initial weights.
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        self.model = build_model(config.model, ds.n_items, L).to(device)
+        self.synthesizer = None
+        if config.alpha > 0:
+            self.synthesizer = SampleSynthesizer(self.pool_emb.shape[1], config.model.hidden,
+                                                 config.synthesizer, config.synth_dropout).to(device)
+        params = list(self.model.parameters()) + (list(self.synthesizer.parameters()) if self.synthesizer else [])
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
+                                          fused=device.type == "cuda")
+        # Batch order has its own stream, so turning augmentations on never changes it.
+        self.order_rng = torch.Generator(device=device).manual_seed(config.seed)
+        self.step_losses = self._step_losses
+        if config.compile:
+            if device.type != "cuda":
+                raise ValueError("TrainConfig.compile is for CUDA; on CPU leave it None")
+            if config.model.backbone != "sasrec":
+                raise ValueError("TrainConfig.compile supports the SASRec backbone (torch.compile cannot trace "
+                                 "nn.GRU); leave it None for GRU4Rec, whose cuDNN GRU is already fused")
+            # The whole step up to the loss (gathers, augmentations, encoder, losses) becomes one
+            # graph. The data tables stay where they are: CUDA graphs would otherwise copy every
+            # table into a static buffer at each replay.
+            for table in (self.inputs, self.targets, *(getattr(self, n) for n in TABLE_NAMES if hasattr(self, n))):
+                torch._dynamo.mark_static_address(table)
+            self.step_losses = torch.compile(self._step_losses, mode=config.compile, dynamic=False)
+
+        longest = max(len(s) for s in ds.train_sequences) + 1
+        self.eval_data = {}
+        for split in ("valid", "test"):
+            inputs, targets = ds.eval_inputs(split, L)
+            history, _ = ds.eval_inputs(split, longest)      # whole history, excluded from ranking
+            self.eval_data[split] = tuple(torch.as_tensor(a, device=device) for a in (inputs, targets, history))
+        self.epoch = 0
+
+    def _load_tables(self, tables, users, lengths):
+        config, ds, device = self.config, self.ds, self.device
+        tables.check_fits(ds.n_users, ds.n_items)
+        if tables.item_neighbors.shape[0] != ds.n_items + 1:
+            raise ValueError(f"item_neighbors has {tables.item_neighbors.shape[0]} rows; {ds.name} needs "
+                             f"n_items + 1 = {ds.n_items + 1}. Rebuild the tables for this dataset")
+        k = config.k or tables.k
+        if k > tables.k or k > tables.item_neighbors.shape[1]:
+            raise ValueError(f"TrainConfig.k={k} but the tables hold {tables.k} neighbours per entry; use "
+                             f"k <= {tables.k} or rebuild the tables with more")
+        self.k = k
+        check_item_ids(tables.item_neighbors, ds.n_items, "semantic tables item_neighbors")
+        self.item_neighbors = torch.as_tensor(tables.item_neighbors[:, :k], device=device)  # (n_items+1, k)
+        if config.alpha == 0:
+            return  # the pool serves the cross-sequence loss only
+        self.entry = torch.as_tensor(pool_entry_of_prefixes(tables, users, lengths, config.pool_match),
+                                     device=device)                                        # (N,)
+        self.pool_neighbors = torch.as_tensor(tables.pool_neighbors[:, :k], device=device)  # (P, k)
+        self.pool_inputs = torch.as_tensor(pool_sequences(tables, ds.train_sequences, config.max_len),
+                                           device=device)                                  # (P, L)
+        self.pool_emb = torch.as_tensor(np.asarray(tables.pool_emb, dtype=np.float32), device=device)  # (P, d)
+
+    def _views(self, x):
+        if self.config.intra_aug == "semantic":
+            return [semantic_substitute(x, self.item_neighbors, self.config.sub_prob) for _ in range(2)]
+        return [cl4srec_augment(x, self.model.mask_id) for _ in range(2)]
+
+    def _batch(self, idx):
+        """Gather the step's inputs for the prefixes `idx` (B,): every sequence to encode, in one
+        (B + Bk + 2B, L) tensor, the targets and the semantic embeddings of anchors and candidates."""
+        config = self.config
+        x, y = self.inputs[idx], self.targets[idx]                               # (B, L), (B,)
+        B, L = x.shape
+        parts, anchor_sem, cand_sem = [x], None, None
+        if config.alpha > 0:
+            entry = self.entry[idx]                                              # (B,)
+            cand = self.pool_neighbors[entry]                                    # (B, k)
+            parts.append(self.pool_inputs[cand].view(B * self.k, L))             # (B k, L)
+            anchor_sem, cand_sem = self.pool_emb[entry], self.pool_emb[cand]     # (B, d), (B, k, d)
+        if config.uses_intra:
+            parts.extend(self._views(x))                                         # 2 x (B, L)
+        return (torch.cat(parts) if len(parts) > 1 else x), y, anchor_sem, cand_sem
+
+    def _step_losses(self, idx):
+        return self._losses(*self._batch(idx))
+
+    def _losses(self, seqs, y, anchor_sem, cand_sem):
+        """Loss parts (total, rec, cross, intra) of one step from the gathered batch."""
+        config = self.config
+        B = len(y)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            reps = self.model.encode(seqs)                                       # (B + Bk + 2B, D), one call
+        anchor = reps[:B]
+        rec = F.cross_entropy(self.model.item_scores(anchor)[:, 1:], y - 1)      # padding excluded
+        total, zero = rec, rec.new_zeros(())
+        cross = intra = zero
+        if config.alpha > 0:
+            cand_reps = reps[B:B + B * self.k].view(B, self.k, -1)               # (B, k, D)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                positive = self.synthesizer(anchor_sem, cand_sem, cand_reps)     # (B, D)
+            cross = info_nce(anchor, positive, config.temperature)
+            total = total + config.alpha * cross
+        if config.uses_intra:
+            intra = nt_xent(reps[-2 * B:-B], reps[-B:], config.temperature)
+            total = total + config.beta * intra
+        return total, rec, cross, intra
+
+    def train_epoch(self, progress: bool = False, max_steps: int = None) -> dict:
+        """One pass over the training prefixes in a fresh random order; mean losses and seconds.
+
+        max_steps stops early (CPU speed estimates); such a partial pass still counts as an epoch.
+        """
+        self.model.train()
+        if self.synthesizer is not None:
+            self.synthesizer.train()
+        start = time.perf_counter()
+        bs = self.config.batch_size
+        order = torch.randperm(self.n_train, device=self.device, generator=self.order_rng)
+        firsts = range(0, self.n_train, bs)[:max_steps]
+        seen = min(self.n_train, len(firsts) * bs)
+        sums = torch.zeros(4, device=self.device)
+        for first in tqdm(firsts, disable=not progress, leave=False, desc=f"epoch {self.epoch + 1}"):
+            idx = order[first:first + bs]
+            losses = self.step_losses(idx)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses[0].backward()
+            self.optimizer.step()
+            # summed on the device: reading a loss every step would stall the GPU
+            sums += torch.stack([l.detach().float() for l in losses]) * len(idx)
+        total, rec, cross, intra = (sums / seen).tolist()   # the epoch's one host sync
+        self.epoch += 1
+        return {"epoch": self.epoch, "loss": total, "rec": rec, "cross": cross, "intra": intra,
+                "train_seconds": time.perf_counter() - start, "steps": len(firsts)}
+
+    def evaluate(self, split: str = "valid"):
+        """Full-ranking metrics and per-user ranks of the current model on 'valid' or 'test'."""
+        if split not in self.eval_data:
+            raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+        inputs, targets, history = self.eval_data[split]
+        ranks = full_ranks(self.model, inputs, targets, history, self.config.eval_batch_size,
+                           self.device, bf16=self.amp)
+        return metrics_from_ranks(ranks), ranks
+
+    def state(self) -> dict:
+        return {"model": copy.deepcopy(self.model.state_dict()),
+                "synthesizer": copy.deepcopy(self.synthesizer.state_dict()) if self.synthesizer else None}
+
+    def load_state(self, state: dict):
+        self.model.load_state_dict(state["model"])
+        if self.synthesizer is not None and state.get("synthesizer") is not None:
+            self.synthesizer.load_state_dict(state["synthesizer"])
+
+    def fit(self) -> TrainResult:
+        """Train with early stopping on validation, then score test with the best state."""
+        config = self.config
+        history, best, best_epoch, best_state = [], -1.0, 0, None
+        train_seconds = 0.0
+        bar = tqdm(range(config.epochs), desc=f"{self.ds.name} {config.model.backbone}", disable=not config.progress)
+        for _ in bar:
+            record = self.train_epoch(progress=config.progress)
+            train_seconds += record["train_seconds"]
+            epoch = record["epoch"]
+            if epoch % config.eval_every == 0 or epoch == config.epochs:
+                start = time.perf_counter()
+                metrics, _ = self.evaluate("valid")
+                record.update(metrics, eval_seconds=time.perf_counter() - start)
+                if metrics[config.valid_metric] > best:
+                    best, best_epoch, best_state = metrics[config.valid_metric], epoch, self.state()
+                    if config.checkpoint:
+                        self.save_checkpoint(config.checkpoint, metrics)
+                shown = {config.valid_metric: f"{metrics[config.valid_metric]:.4f}"}
+                bar.set_postfix(loss=f"{record['loss']:.3f}", **shown, best=best_epoch)
+            history.append(record)
+            if epoch - best_epoch >= config.patience and best_state is not None:
+                break
+        bar.close()
+        self.load_state(best_state)
+        valid, valid_ranks = self.evaluate("valid")
+        test, test_ranks = self.evaluate("test")
+        self.model.eval()
+        return TrainResult(config=config, history=history, best_epoch=best_epoch, valid=valid, test=test,
+                           valid_ranks=valid_ranks, test_ranks=test_ranks, model=self.model,
+                           synthesizer=self.synthesizer, train_seconds=train_seconds)
+
+    def save_checkpoint(self, path, metrics: dict = None):
+        """The current state with everything needed to rebuild and check it (`load_checkpoint`)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": CHECKPOINT_FORMAT, "config": asdict(self.config), "dataset": self.ds.name,
+                    "n_items": self.ds.n_items, "n_users": self.ds.n_users, "epoch": self.epoch,
+                    "text_dim": self.synthesizer.text_dim if self.synthesizer else None,
+                    "valid": metrics, **self.state()}, path)
+
+
+def load_checkpoint(path, n_items: int = None, config: TrainConfig = None, device="cpu"):
+    """Rebuild the model of a checkpoint: returns (model in eval mode, its TrainConfig, raw dict).
+
+    With `n_items` or `config`, fails clearly when the checkpoint belongs to another dataset or
+    another architecture (rather than with a tensor-shape error deep inside PyTorch).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no checkpoint there; train with TrainConfig(checkpoint=...) first")
+    saved = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not an SRA-CL Lite checkpoint (expected format {CHECKPOINT_FORMAT})")
+    saved_config = TrainConfig(**saved["config"])
+    if n_items is not None and n_items != saved["n_items"]:
+        raise ValueError(f"{path}: checkpoint was trained on {saved['n_items']} items ({saved['dataset']}); "
+                         f"this dataset has {n_items}. Use a checkpoint of this dataset")
+    if config is not None:
+        differs = {f"model.{key}": (value, getattr(saved_config.model, key))
+                   for key, value in asdict(config.model).items() if getattr(saved_config.model, key) != value}
+        if config.max_len != saved_config.max_len:
+            differs["max_len"] = (config.max_len, saved_config.max_len)
+        if differs:
+            detail = ", ".join(f"{k}: wanted {a}, checkpoint {b}" for k, (a, b) in differs.items())
+            raise ValueError(f"{path}: checkpoint has another architecture ({detail}); load it with its own "
+                             "config or retrain")
+    model = build_model(saved_config.model, saved["n_items"], saved_config.max_len).to(device)
+    load_state_checked(model, saved["model"], str(path))
+    model.eval()
+    return model, saved_config, saved
+
+
+def load_state_checked(module: torch.nn.Module, state: dict, source: str):
+    """load_state_dict with an error that lists every missing, unexpected or reshaped tensor."""
+    own = module.state_dict()
+    problems = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                for k, v in own.items() if k in state and state[k].shape != v.shape]
+    problems += [f"missing {k}" for k in own if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in own]
+    if problems:
+        raise ValueError(f"{source}: state does not fit this model ({'; '.join(problems[:6])}"
+                         f"{'; ...' if len(problems) > 6 else ''}); it comes from another dataset or configuration")
+    module.load_state_dict(state)
+
+
+def train(ds, config: TrainConfig = None, tables=None) -> TrainResult:
+    """Train on `ds` (data.SequenceData) with `config`; `tables` (semantic.SemanticTables) are
+    needed when alpha > 0 or intra_aug='semantic' (notebooks 04-06)."""
+    return Trainer(ds, config, tables).fit()

@@ -1,0 +1,81 @@
+"""Backbones: causal attention, left-padding invariance, shapes, input checks."""
+import pytest
+import torch
+
+from sracl_lite.model import ModelConfig, build_model
+
+N_ITEMS, MAX_LEN = 30, 8
+
+
+def tiny(backbone="sasrec", **kw):
+    torch.manual_seed(0)
+    config = ModelConfig(backbone=backbone, hidden=16, n_heads=2, ffn=32, n_layers=2, **kw)
+    return build_model(config, N_ITEMS, MAX_LEN).eval()
+
+
+def left_pad(items, length):
+    return torch.tensor([[0] * (length - len(items)) + items])
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
+def test_shapes_and_padding_column(backbone):
+    model = tiny(backbone)
+    x = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 8]])
+    rep = model.encode(x)
+    scores = model.item_scores(rep)
+    assert rep.shape == (2, 16)
+    assert scores.shape == (2, N_ITEMS + 1)
+    assert scores.dtype == torch.float32
+
+
+def test_sasrec_is_causal():
+    model = tiny()
+    x = left_pad([4, 9, 2, 7, 11], MAX_LEN)
+    changed = x.clone()
+    changed[0, -1] = 25                      # a later item...
+    with torch.no_grad():
+        a, b = model.encode_all(x), model.encode_all(changed)
+    real = slice(MAX_LEN - 5, MAX_LEN - 1)
+    assert torch.allclose(a[:, real], b[:, real], atol=1e-6)   # ...leaves earlier outputs alone
+    assert not torch.allclose(a[:, -1], b[:, -1])                # and does change its own
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
+def test_left_padding_invariance(backbone):
+    model = tiny(backbone)
+    items = [4, 9, 2, 7]
+    with torch.no_grad():
+        short = model.encode(left_pad(items, 4))
+        long = model.encode(left_pad(items, MAX_LEN))
+        batch = model.encode(torch.cat([left_pad(items, MAX_LEN), left_pad([1, 2, 3, 4, 5, 6, 7, 8], MAX_LEN)]))
+    assert torch.allclose(short, long, atol=1e-5)
+    assert torch.allclose(long[0], batch[0], atol=1e-5)       # batch neighbours do not leak in
+
+
+def test_sasrec_real_positions_ignore_padding_values_in_attention():
+    model = tiny()
+    items = [4, 9, 2]
+    x = left_pad(items, MAX_LEN)
+    with torch.no_grad():
+        full = model.encode_all(x)[:, -3:]
+        alone = model.encode_all(torch.tensor([items]))
+    assert torch.allclose(full, alone, atol=1e-5)
+
+
+def test_padding_row_is_zero_and_init_std():
+    model = tiny()
+    assert torch.count_nonzero(model.item_emb.weight[0]) == 0
+    std = model.item_emb.weight[1:].std().item()
+    assert 0.015 < std < 0.025
+
+
+def test_errors_name_the_problem():
+    model = tiny()
+    with pytest.raises(ValueError, match=r"item ids must lie in 0..31 .*found 0..40"):
+        model.encode(torch.tensor([[0, 0, 1, 40]]))
+    with pytest.raises(ValueError, match="max_len=8"):
+        model.encode(torch.ones(1, MAX_LEN + 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="backbone"):
+        ModelConfig(backbone="bert")
+    with pytest.raises(ValueError, match="n_heads"):
+        ModelConfig(hidden=10, n_heads=3)

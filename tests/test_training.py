@@ -1,0 +1,156 @@
+"""Trainer: plain-SASRec equivalence, CL branches, early stopping, checkpoints, input errors."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sracl_lite.data import PrepConfig, SequenceData
+from sracl_lite.model import ModelConfig, build_model
+from sracl_lite.semantic import SemanticTables, random_tables
+from sracl_lite.training import (TrainConfig, Trainer, load_checkpoint, load_state_checked,
+                                 pool_entry_of_prefixes, train)
+
+torch.set_num_threads(1)
+TINY_MODEL = ModelConfig(hidden=16, n_heads=2, ffn=32, n_layers=1)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(24):
+        items = rng.choice(np.arange(1, 31), size=rng.integers(5, 12), replace=False)
+        rows += [(user, int(item), t) for t, item in enumerate(items)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    return SequenceData.from_interactions(frame, "toy", config=PrepConfig(3, 1))
+
+
+@pytest.fixture(scope="module")
+def tables(ds):
+    return random_tables(ds.train_sequences, ds.n_items, k=3, dim=12, seed=0)
+
+
+def config(**kw):
+    base = dict(model=TINY_MODEL, max_len=6, batch_size=32, epochs=2, patience=5, progress=False, device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+def plain_sasrec(ds, cfg, epochs):
+    """Next-item training written out directly: no contrastive code at all."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, ds.n_items, cfg.max_len)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    prefixes = ds.train_prefixes(cfg.max_len)
+    x, y = torch.as_tensor(prefixes.inputs), torch.as_tensor(prefixes.targets)
+    order_rng = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=order_rng)
+        for first in range(0, len(y), cfg.batch_size):
+            idx = order[first:first + cfg.batch_size]
+            scores = model.item_scores(model.encode(x[idx]))
+            loss = F.cross_entropy(scores[:, 1:], y[idx] - 1)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+def test_zero_weights_is_plain_sasrec(ds, tables):
+    cfg = config(alpha=0.0, beta=0.0, epochs=2)
+    result = train(ds, cfg, tables)
+    reference = plain_sasrec(ds, cfg, result.best_epoch)
+    for (name, a), (_, b) in zip(result.model.state_dict().items(), reference.state_dict().items()):
+        assert torch.equal(a, b), name
+    with_cl = train(ds, config(alpha=0.1, beta=0.1, epochs=result.best_epoch, patience=10), tables)
+    assert not torch.equal(with_cl.model.item_emb.weight, result.model.item_emb.weight)
+
+
+@pytest.mark.parametrize("backbone,intra,synth", [("sasrec", "semantic", "learned"),
+                                                  ("gru4rec", "cl4srec", "uniform")])
+def test_cl_training_runs_and_reports(ds, tables, backbone, intra, synth):
+    cfg = config(model=ModelConfig(backbone=backbone, hidden=16, n_heads=2, ffn=32, n_layers=1),
+                 intra_aug=intra, synthesizer=synth, epochs=3, patience=1)
+    result = train(ds, cfg, tables)
+    frame = result.history_frame()
+    assert {"loss", "rec", "cross", "intra", "MRR@10"} <= set(frame.columns)
+    assert (frame["cross"] > 0).all() and (frame["intra"] > 0).all()
+    assert np.allclose(frame["loss"], frame["rec"] + 0.1 * frame["cross"] + 0.1 * frame["intra"], rtol=1e-4)
+    assert 1 <= result.best_epoch <= len(frame) <= 3
+    assert result.test_ranks.shape == (ds.n_users,)
+    assert result.valid[cfg.valid_metric] == pytest.approx(frame.loc[result.best_epoch, cfg.valid_metric])
+    fig = result.plot()
+    assert len(fig.axes) == 2
+
+
+def test_per_prefix_pool_maps_each_prefix_to_its_entry(ds):
+    prefixes = ds.train_prefixes(6)
+    users, lengths = prefixes.users, prefixes.lengths
+    order = np.random.default_rng(0).permutation(len(users))
+    pool = SemanticTables(item_emb=np.zeros((ds.n_items + 1, 4), np.float32),
+                          item_neighbors=np.zeros((ds.n_items + 1, 2), np.int64),
+                          pool_users=users[order], pool_lengths=lengths[order],
+                          pool_emb=np.zeros((len(users), 4), np.float32),
+                          pool_neighbors=np.zeros((len(users), 2), np.int64))
+    entry = pool_entry_of_prefixes(pool, users, lengths)
+    assert np.array_equal(pool.pool_users[entry], users) and np.array_equal(pool.pool_lengths[entry], lengths)
+    per_user = random_tables(ds.train_sequences, ds.n_items, k=2, dim=4)
+    assert np.array_equal(pool_entry_of_prefixes(per_user, users, lengths), users)
+
+
+def test_checkpoint_round_trip_and_mismatch_errors(ds, tables, tmp_path):
+    path = tmp_path / "best.pt"
+    result = train(ds, config(checkpoint=str(path), epochs=1), tables)
+    model, saved_config, _ = load_checkpoint(path, n_items=ds.n_items, config=result.config)
+    for a, b in zip(model.state_dict().values(), result.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert saved_config.model == TINY_MODEL
+    with pytest.raises(ValueError, match="trained on .* items"):
+        load_checkpoint(path, n_items=ds.n_items + 1)
+    with pytest.raises(ValueError, match="another architecture .*model.hidden"):
+        load_checkpoint(path, config=config(model=ModelConfig(hidden=32)))
+    other = build_model(ModelConfig(hidden=8, n_heads=2), ds.n_items, 6)
+    with pytest.raises(ValueError, match="checkpoint .* vs model"):
+        load_state_checked(other, result.model.state_dict(), "best.pt")
+
+
+def test_input_errors(ds, tables):
+    with pytest.raises(ValueError, match="needs semantic tables"):
+        Trainer(ds, config(alpha=0.1), tables=None)
+    other = random_tables(ds.train_sequences, ds.n_items + 4, k=3, dim=12)
+    with pytest.raises(ValueError, match="cover .* items; the dataset has"):
+        Trainer(ds, config(), other)
+    short = random_tables(ds.train_sequences, ds.n_items, k=3, dim=12)
+    short.item_neighbors = short.item_neighbors[:-2]
+    with pytest.raises(ValueError, match="item_neighbors has .* rows"):
+        Trainer(ds, config(), short)
+    with pytest.raises(ValueError, match="k=5 but the tables hold 3"):
+        Trainer(ds, config(k=5), tables)
+    bad = random_tables(ds.train_sequences, ds.n_items, k=3, dim=12)
+    bad.item_neighbors = bad.item_neighbors + 100
+    with pytest.raises(ValueError, match="item_neighbors: item ids must lie"):
+        Trainer(ds, config(), bad)
+    trainer = Trainer(ds, config(), tables)
+    with pytest.raises(ValueError, match="dimension 7, but the synthesizer was built for 12"):
+        trainer.synthesizer(torch.zeros(2, 7), torch.zeros(2, 3, 7), torch.zeros(2, 3, 16))
+    with pytest.raises(ValueError, match="intra_aug"):
+        config(intra_aug="dropout")
+    with pytest.raises(ValueError, match="valid_metric"):
+        config(valid_metric="AUC")
+
+
+def test_one_encoder_call_per_step_holds_every_sequence(ds, tables):
+    trainer = Trainer(ds, config(batch_size=16), tables)
+    calls, encode = [], trainer.model.encode
+    trainer.model.encode = lambda seqs: calls.append(tuple(seqs.shape)) or encode(seqs)
+    record = trainer.train_epoch(max_steps=2)
+    assert record["steps"] == 2
+    assert calls == [(16 * (1 + 3 + 2), 6)] * 2        # anchors, k = 3 candidates each, two views
+
+
+def test_intra_only_needs_no_pool(ds, tables):
+    trainer = Trainer(ds, config(alpha=0.0, beta=0.1), tables)
+    assert trainer.synthesizer is None and not hasattr(trainer, "pool_emb")
+    record = trainer.train_epoch()
+    assert record["cross"] == 0.0 and record["intra"] > 0
