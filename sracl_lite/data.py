@@ -42,7 +42,7 @@ AMAZON_CATEGORIES = {"amazon-beauty": "Beauty", "amazon-sports": "Sports_and_Out
                      "amazon-toys": "Toys_and_Games", "amazon-office": "Office_Products"}
 AMAZON_URL = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/{kind}_{category}{suffix}.json.gz"
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
-DATASET_NAMES = ["ml-100k", "ml-1m", *AMAZON_CATEGORIES, "csv"]
+DATASET_NAMES = ["ml-100k", "ml-1m", *AMAZON_CATEGORIES, "csv", "ids"]
 
 
 @dataclass
@@ -479,7 +479,27 @@ def read_source(name: str, data_dir=None, allow_download: bool = True, interacti
         return read_ml1m(raw_dir, allow_download)
     if name in AMAZON_CATEGORIES:
         return read_amazon(raw_dir, name, allow_download)
+    if name == "ids":
+        return read_id_pairs(interactions_path)
     return read_csv_pair(interactions_path, items_path)
+
+
+def read_id_pairs(path):
+    """ID-only data: one 'user item' pair per line, each user's lines in time order (the format of
+    the SRA-CL authors' data/Beauty/Beauty.txt). No item text, so ID-only baselines and speed only."""
+    if path is None:
+        raise ValueError("dataset 'ids' needs interactions_path= (lines 'user item', oldest first)")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: id-pair file not found")
+    try:
+        pairs = pd.read_csv(path, sep=r"\s+", header=None, names=["user_id", "item_id"], dtype=np.int64)
+    except (pd.errors.EmptyDataError, ValueError) as error:
+        raise ValueError(f"{path}: expected lines of two integers 'user item' ({error})") from None
+    pairs["timestamp"] = np.arange(len(pairs))  # line order is time order
+    items = pd.DataFrame({"item_id": np.unique(pairs["item_id"])})
+    items["title"] = [f"item {i}" for i in items["item_id"]]
+    return pairs, items, [path]
 
 
 def load_dataset(name: str, data_dir=None, rebuild: bool = False, allow_download: bool = True,

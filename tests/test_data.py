@@ -209,3 +209,14 @@ def test_stale_artefacts_are_rebuilt(tmp_path, capsys):
                                             "test_targets": np.array([1, 1])})
     load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
     assert "does not match its content hash" in capsys.readouterr().err
+
+
+def test_id_pairs_format(tmp_path):
+    path = tmp_path / "Beauty.txt"
+    path.write_text("1 5\n1 6\n1 7\n2 6\n2 5\n2 7\n")
+    ds = load_dataset("ids", data_dir=tmp_path, interactions_path=path, min_user_interactions=1,
+                      min_item_interactions=1)
+    assert ds.train_sequences[1].tolist() == [2] and ds.valid_targets.tolist() == [2, 1]
+    path.write_text("1 five\n")
+    with pytest.raises(ValueError, match="two integers"):
+        load_dataset("ids", data_dir=tmp_path, interactions_path=path)
