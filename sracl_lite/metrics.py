@@ -6,10 +6,14 @@ Protocol, the same for every model in the notebooks:
   not only the last max_len inputs) are removed from the candidates, because recommending an
   item already consumed is not a useful prediction. The target itself stays a candidate even if
   it also occurs in the history (after data.py's de-duplication it never does);
-- rank = number of candidates scoring *strictly* higher than the target (0 = top). Ties are
-  therefore resolved in the target's favour; with float32 scores of a trained model exact ties
-  are rare, but an untrained model with equal scores would get rank 0: do not score constant
-  models with this function;
+- rank = number of other candidates scoring higher than *or equal to* the target (0 = top). Ties
+  count against the target: a degenerate model whose scores are all equal (collapsed
+  representations) then ranks every target last instead of first. With float32 scores of a
+  trained model exact ties are rare, so this rarely differs from a random tie-break;
+- scores are computed in float32 (no bf16 autocast): bf16 keeps about 3 significant digits and
+  would turn near-ties into ties;
+- a NaN or infinite score anywhere is an error (NaN compares False with everything, so it
+  would silently change ranks);
 - HR@k = [rank < k], NDCG@k = 1 / log2(rank + 2) if rank < k else 0 (one relevant item, so the
   ideal DCG is 1), MRR@k = 1 / (rank + 1) if rank < k else 0, MRR = 1 / (rank + 1) untruncated.
 Metrics are means over users; `per_user_metrics` keeps one row per user for paired tests and
@@ -32,7 +36,7 @@ def target_ranks(scores, targets, history=None):
     """(B, n_items + 1) scores, (B,) targets, optional (B, H) history ids (0-padded) -> (B,) ranks
     (notebook 07).
 
-    Rank counts the candidates scoring strictly higher than the target (see module docstring).
+    Rank counts the other candidates scoring at least as high as the target (see module docstring).
     """
     if scores.dim() != 2 or targets.shape != (scores.shape[0],):
         raise ValueError(f"scores must be (B, n_items + 1) and targets (B,); got {tuple(scores.shape)} "
@@ -40,13 +44,17 @@ def target_ranks(scores, targets, history=None):
     if history is not None and history.shape[0] != scores.shape[0]:
         raise ValueError(f"history has {history.shape[0]} rows for {scores.shape[0]} score rows")
     scores = scores.float()
+    if not torch.isfinite(scores).all():
+        raise ValueError("target_ranks: some scores are NaN or inf; the model's outputs are not finite "
+                         "(did training diverge? look at the loss history)")
     target_score = scores.gather(1, targets[:, None])                           # (B, 1)
     excluded = torch.zeros_like(scores, dtype=torch.bool)
     excluded[:, 0] = True                                                       # padding
     if history is not None:
         excluded.scatter_(1, history, True)                                     # already consumed
-    higher = (scores > target_score) & ~excluded                                # (B, n_items + 1)
-    return higher.sum(1)
+    excluded.scatter_(1, targets[:, None], True)                                # the target itself
+    at_least_as_high = (scores >= target_score) & ~excluded                     # (B, n_items + 1)
+    return at_least_as_high.sum(1)
 
 
 def metrics_from_ranks(ranks, ks=KS) -> dict:
@@ -56,7 +64,7 @@ def metrics_from_ranks(ranks, ks=KS) -> dict:
 
 
 def per_user_metrics(ranks, ks=KS) -> pd.DataFrame:
-    """One row per user: rank and every metric (for paired tests and length groups, notebook 08)."""
+    """One row per user: rank and every metric (for paired tests and length groups, notebook 07)."""
     ranks = np.asarray(ranks.cpu() if torch.is_tensor(ranks) else ranks, dtype=np.int64)
     columns = {"rank": ranks}
     reciprocal = 1.0 / (ranks + 1)
@@ -72,8 +80,7 @@ def per_user_metrics(ranks, ks=KS) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def full_ranks(model, inputs, targets, history=None, batch_size: int = 1024, device=None,
-               bf16: bool = False) -> np.ndarray:
+def full_ranks(model, inputs, targets, history=None, batch_size: int = 1024, device=None) -> np.ndarray:
     """Rank each target among all items with `model` (an encoder with encode / item_scores; notebook 07).
 
     inputs (U, L) model inputs, targets (U,), history (U, H) items to exclude (0-padded; pass the
@@ -100,8 +107,7 @@ def full_ranks(model, inputs, targets, history=None, batch_size: int = 1024, dev
         x = inputs[start:start + batch_size].to(device, non_blocking=True)
         y = targets[start:start + batch_size].to(device, non_blocking=True)
         h = history[start:start + batch_size].to(device, non_blocking=True) if history is not None else None
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
-            rep = model.encode(x)                                               # (b, D)
+        rep = model.encode(x)                                                   # (b, D), float32
         out.append(target_ranks(model.item_scores(rep), y, h))
     model.train(was_training)
     return torch.cat(out).cpu().numpy() if out else np.zeros(0, dtype=np.int64)

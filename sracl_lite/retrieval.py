@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -362,6 +361,7 @@ def top_k_neighbors(query_emb, base_emb, k: int, query_groups, base_groups, chun
     need = np.minimum(len(base), k + excluded)
     # Round up to powers of two: a handful of search calls instead of one per distinct size.
     fetch = np.minimum(len(base), 2 ** np.ceil(np.log2(need)).astype(np.int64))
+    import faiss  # here, not at the top: the trainer reads saved tables without faiss installed
     index = faiss.IndexFlatIP(base.shape[1])  # inner product of unit vectors = cosine
     index.add(base)
     out = np.empty((len(query), k), np.int64)

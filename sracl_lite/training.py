@@ -5,7 +5,8 @@
 One step, all on the training device with no Python loop over samples:
 1. gather a batch of training prefixes (B, L) and their targets;
 2. cross-sequence: look up each prefix's pool entry, its k retrieved pool entries and their
-   (precomputed, left-padded) sequences (B * k, L);
+   (precomputed, left-padded) sequences (B * k, L), or only the distinct ones
+   (TrainConfig.unique_candidates);
 3. intra-sequence: two views of the batch, by semantic substitution or CL4SRec's operators;
 4. encode anchors, candidates and views in ONE encoder call, then split the (B + Bk + 2B, D)
    output into its parts;
@@ -15,6 +16,7 @@ With alpha = beta = 0 nothing but step 1 and L_rec runs, and the random number s
 used exactly as in plain SASRec training.
 """
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,6 +58,11 @@ class TrainConfig:
     sub_prob: float = 0.2           # per-item substitution probability (reference 0.2)
     pool_match: str = "auto"        # prefix -> pool entry: "user" (per-user profiles), "prefix", or detect
     max_train_prefixes: Optional[int] = None  # random subset of prefixes, to fit a CPU budget
+    unique_candidates: bool = False # encode each distinct retrieved sequence once per step. A per-user pool
+                                    # is small (943 entries on ML-100K), so a step's B*k candidates repeat
+                                    # a lot (about 550 distinct of 2,560): the CPU path of notebooks 05-06.
+                                    # Duplicates then share one dropout mask (same expectation). Not with
+                                    # compile: the number of distinct rows changes every step
     seed: int = 2024                # reference seed; seeds init, dropout, batch order, augmentations
     device: str = "auto"            # "auto" = cuda when available
     bf16: bool = True               # bf16 autocast on CUDA (ignored on CPU, where it is slower)
@@ -86,6 +93,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.sub_prob is a probability; got {self.sub_prob}")
         if self.temperature <= 0:
             raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+        if self.unique_candidates and self.compile:
+            raise ValueError("TrainConfig.unique_candidates gives every step a different shape, which compiled "
+                             "steps cannot take; use one or the other (on GPU: compile)")
 
     @property
     def uses_intra(self) -> bool:
@@ -113,13 +123,28 @@ class TrainResult:
         """Loss curves and the validation metric per epoch (see `plot_histories` to compare runs)."""
         return plot_histories({"run": self}, metric or self.config.valid_metric)
 
+    def record(self, **extra) -> dict:
+        """JSON-ready summary for `notebook.save_metrics`: config, best epoch, metrics of the best
+        state, per-user ranks (for paired tests), the history, and `extra` (notebooks 04-06)."""
+        return {"config": asdict(self.config), "best_epoch": self.best_epoch, "valid": self.valid,
+                "test": self.test, "valid_ranks": np.asarray(self.valid_ranks).tolist(),
+                "test_ranks": np.asarray(self.test_ranks).tolist(), "history": self.history,
+                "train_seconds": self.train_seconds, **extra}
+
 
 def plot_histories(results: dict, metric: str = "NDCG@10"):
-    """Two panels: training losses and a validation metric per epoch, one line set per run (notebook 05)."""
+    """Two panels: training losses and a validation metric per epoch, one line set per run (notebook 05).
+
+    `results` maps a label to a TrainResult or to its saved `record()` (notebook 06 plots saved runs).
+    """
     import matplotlib.pyplot as plt
+    import pandas as pd
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, (label, result) in enumerate(results.items()):
-        frame = result.history_frame()
+        if isinstance(result, dict):
+            frame, best_epoch = pd.DataFrame(result["history"]).set_index("epoch"), result["best_epoch"]
+        else:
+            frame, best_epoch = result.history_frame(), result.best_epoch
         color = f"C{i}"
         left.plot(frame.index, frame["loss"], color=color, label=f"{label}: total")
         for part, style in (("rec", "--"), ("cross", ":"), ("intra", "-.")):
@@ -128,7 +153,7 @@ def plot_histories(results: dict, metric: str = "NDCG@10"):
         if metric in frame:
             evaluated = frame[metric].dropna()
             right.plot(evaluated.index, evaluated, color=color, marker="o", markersize=3, label=label)
-            right.axvline(result.best_epoch, color=color, alpha=0.3)
+            right.axvline(best_epoch, color=color, alpha=0.3)
     for ax in (left, right):
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     left.set(xlabel="epoch", ylabel="training loss", title="losses")
@@ -287,35 +312,41 @@ class Trainer:
 
     def _batch(self, idx):
         """Gather the step's inputs for the prefixes `idx` (B,): every sequence to encode, in one
-        (B + Bk + 2B, L) tensor, the targets and the semantic embeddings of anchors and candidates."""
+        (B + C + 2B, L) tensor, the targets, the semantic embeddings of anchors and candidates, and
+        where each anchor's k candidates sit among the C candidate rows (None: C = Bk in order)."""
         config = self.config
         x, y = self.inputs[idx], self.targets[idx]                               # (B, L), (B,)
         B, L = x.shape
-        parts, anchor_sem, cand_sem = [x], None, None
+        parts, anchor_sem, cand_sem, cand_index = [x], None, None, None
         if config.alpha > 0:
             entry = self.entry[idx]                                              # (B,)
             cand = self.pool_neighbors[entry]                                    # (B, k)
-            parts.append(self.pool_inputs[cand].view(B * self.k, L))             # (B k, L)
             anchor_sem, cand_sem = self.pool_emb[entry], self.pool_emb[cand]     # (B, d), (B, k, d)
+            if config.unique_candidates:
+                cand, cand_index = torch.unique(cand, return_inverse=True)       # (C,), (B, k)
+            parts.append(self.pool_inputs[cand].view(-1, L))                     # (C, L)
         if config.uses_intra:
             parts.extend(self._views(x))                                         # 2 x (B, L)
-        return (torch.cat(parts) if len(parts) > 1 else x), y, anchor_sem, cand_sem
+        return (torch.cat(parts) if len(parts) > 1 else x), y, anchor_sem, cand_sem, cand_index
 
     def _step_losses(self, idx):
         return self._losses(*self._batch(idx))
 
-    def _losses(self, seqs, y, anchor_sem, cand_sem):
+    def _losses(self, seqs, y, anchor_sem, cand_sem, cand_index=None):
         """Loss parts (total, rec, cross, intra) of one step from the gathered batch."""
         config = self.config
         B = len(y)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            reps = self.model.encode(seqs)                                       # (B + Bk + 2B, D), one call
+            reps = self.model.encode(seqs)                                       # (B + C + 2B, D), one call
         anchor = reps[:B]
         rec = F.cross_entropy(self.model.item_scores(anchor)[:, 1:], y - 1)      # padding excluded
         total, zero = rec, rec.new_zeros(())
         cross = intra = zero
         if config.alpha > 0:
-            cand_reps = reps[B:B + B * self.k].view(B, self.k, -1)               # (B, k, D)
+            C = len(reps) - B - (2 * B if config.uses_intra else 0)
+            cand_reps = reps[B:B + C]                                            # (C, D)
+            cand_reps = (cand_reps.view(B, self.k, -1) if cand_index is None
+                         else cand_reps[cand_index])                             # (B, k, D)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 positive = self.synthesizer(anchor_sem, cand_sem, cand_reps)     # (B, D)
             cross = info_nce(anchor, positive, config.temperature)
@@ -348,6 +379,9 @@ class Trainer:
             # summed on the device: reading a loss every step would stall the GPU
             sums += torch.stack([l.detach().float() for l in losses]) * len(idx)
         total, rec, cross, intra = (sums / seen).tolist()   # the epoch's one host sync
+        if not math.isfinite(total):
+            raise FloatingPointError(f"training diverged in epoch {self.epoch + 1}: mean loss {total} (rec {rec}, "
+                                     f"cross {cross}, intra {intra}); lower lr, alpha or beta")
         self.epoch += 1
         return {"epoch": self.epoch, "loss": total, "rec": rec, "cross": cross, "intra": intra,
                 "train_seconds": time.perf_counter() - start, "steps": len(firsts)}
@@ -357,8 +391,7 @@ class Trainer:
         if split not in self.eval_data:
             raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
         inputs, targets, history = self.eval_data[split]
-        ranks = full_ranks(self.model, inputs, targets, history, self.config.eval_batch_size,
-                           self.device, bf16=self.amp)
+        ranks = full_ranks(self.model, inputs, targets, history, self.config.eval_batch_size, self.device)
         return metrics_from_ranks(ranks), ranks
 
     def state(self) -> dict:
@@ -460,3 +493,23 @@ def train(ds, config: TrainConfig = None, tables=None) -> TrainResult:
     """Train on `ds` (data.SequenceData) with `config`; `tables` (semantic.SemanticTables) are
     needed when alpha > 0 or intra_aug='semantic' (notebooks 04-06)."""
     return Trainer(ds, config, tables).fit()
+
+
+# Run profiles shared by notebooks 04-06, so that their numbers are comparable.
+# paper: the reference settings (every prefix, up to 100 epochs, patience 10); a GPU job.
+# cpu:   the same model, losses and hyper-parameters on a fixed seeded sixth of the training
+#        prefixes (16,384 of 96,458 on ML-100K) for 4 epochs, retrieved sequences encoded once
+#        per step: 256 steps, about 2.5 min of full SRA-CL on one CPU core. Not converged (the
+#        validation metrics still rise at the last epoch): CPU numbers compare runs at an equal,
+#        small budget only.
+PROFILES = {
+    "paper": {},
+    "cpu": {"max_train_prefixes": 16384, "epochs": 4, "unique_candidates": True},
+}
+
+
+def profile_config(profile: str, **overrides) -> TrainConfig:
+    """TrainConfig of a named profile ("cpu" or "paper", see PROFILES) with `overrides` (notebooks 04-06)."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile {profile!r}; choose one of {tuple(PROFILES)} (SRACL_PROFILE)")
+    return TrainConfig(**{**PROFILES[profile], **overrides})

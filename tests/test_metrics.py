@@ -8,14 +8,14 @@ import torch
 from sracl_lite.metrics import evaluate, full_ranks, metric_names, metrics_from_ranks, per_user_metrics, target_ranks
 
 
-def test_ranks_mask_padding_and_history_and_break_ties_for_the_target():
+def test_ranks_mask_padding_and_history_and_count_ties_against_the_target():
     #                       pad   1    2    3    4    5
     scores = torch.tensor([[9.0, 0.5, 0.9, 0.1, 0.7, 0.3],    # target 4: only item 2 is higher -> rank 1
                            [9.0, 0.5, 0.9, 0.1, 0.7, 0.3],    # same, item 2 in history -> rank 0
-                           [0.0, 0.4, 0.4, 0.4, 0.1, 0.2]])   # target 1 ties items 2, 3 -> strictly higher: 0
+                           [0.0, 0.4, 0.4, 0.4, 0.1, 0.2]])   # target 1 ties items 2, 3 -> rank 2
     targets = torch.tensor([4, 4, 1])
     history = torch.tensor([[0, 0], [0, 2], [0, 0]])
-    assert target_ranks(scores, targets, history).tolist() == [1, 0, 0]
+    assert target_ranks(scores, targets, history).tolist() == [1, 0, 2]
     assert target_ranks(scores[:1], targets[:1]).tolist() == [1]   # padding (score 9) never counts
 
 
@@ -73,3 +73,18 @@ def test_full_ranks_batches_and_checks():
         full_ranks(model, inputs, np.array([2, 9]))
     with pytest.raises(ValueError, match="target is 0"):
         full_ranks(model, inputs, np.array([2, 0]))
+
+
+def test_non_finite_scores_fail_instead_of_ranking_first():
+    scores = torch.tensor([[0.0, float("nan"), float("nan")], [0.0, 0.2, 0.1]])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        target_ranks(scores, torch.tensor([1, 2]))
+
+
+def test_constant_scores_rank_last_and_non_finite_scores_fail():
+    # a collapsed model (all scores equal) must not look perfect
+    scores = torch.zeros(2, 6)
+    assert target_ranks(scores, torch.tensor([1, 5])).tolist() == [4, 4]
+    scores[0, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        target_ranks(scores, torch.tensor([1, 5]))

@@ -9,7 +9,7 @@ from sracl_lite.data import PrepConfig, SequenceData
 from sracl_lite.model import ModelConfig, build_model
 from sracl_lite.semantic import SemanticTables, random_tables
 from sracl_lite.training import (TrainConfig, Trainer, load_checkpoint, load_state_checked,
-                                 pool_entry_of_prefixes, train)
+                                 pool_entry_of_prefixes, profile_config, train)
 
 torch.set_num_threads(1)
 TINY_MODEL = ModelConfig(hidden=16, n_heads=2, ffn=32, n_layers=1)
@@ -154,3 +154,29 @@ def test_intra_only_needs_no_pool(ds, tables):
     assert trainer.synthesizer is None and not hasattr(trainer, "pool_emb")
     record = trainer.train_epoch()
     assert record["cross"] == 0.0 and record["intra"] > 0
+
+
+def test_unique_candidates_give_the_same_losses_with_fewer_rows(ds, tables):
+    trainers = {flag: Trainer(ds, config(batch_size=16, unique_candidates=flag), tables) for flag in (False, True)}
+    idx = torch.arange(16)
+    losses, rows = {}, {}
+    for flag, trainer in trainers.items():
+        trainer.model.eval()          # no dropout: duplicates would otherwise get different masks
+        trainer.synthesizer.eval()
+        seqs, *rest = trainer._batch(idx)
+        rows[flag] = len(seqs)
+        torch.manual_seed(0)          # the same two views in both runs
+        losses[flag] = torch.stack(trainer._step_losses(idx))
+    assert rows[True] < rows[False] == 16 * (1 + 3 + 2)
+    assert torch.allclose(losses[True], losses[False], atol=1e-6), (losses[True], losses[False])
+    with pytest.raises(ValueError, match="unique_candidates"):
+        config(unique_candidates=True, compile="default")
+
+
+def test_profiles_differ_only_in_budget():
+    cpu, paper = profile_config("cpu", alpha=0.0), profile_config("paper", alpha=0.0)
+    assert paper == TrainConfig(alpha=0.0)
+    assert cpu.model == paper.model and cpu.max_len == paper.max_len and cpu.batch_size == paper.batch_size
+    assert cpu.max_train_prefixes and cpu.epochs < paper.epochs
+    with pytest.raises(ValueError, match="profile 'gpu'"):
+        profile_config("gpu")

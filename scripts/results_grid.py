@@ -1,0 +1,336 @@
+"""Train a grid of variants x seeds x datasets and record every run for notebook 07.
+
+Each run appends (or replaces) one row of results/<dataset>.csv: every metric on validation and
+test, best epoch, epochs run, training seconds, the settings, and where it ran (command, git
+commit, python/torch versions, device, date). Per-user test ranks go to
+results/<dataset>_ranks.npz (keys `<variant>/max_len<L>/seed<k>`) for paired tests and the
+sparsity view. A row is identified by (variant, max_len, seed): re-running some runs replaces
+those rows and keeps all others. Variants are defined in sracl_lite/evaluation.py (VARIANTS),
+profiles in sracl_lite/training.py (PROFILES, shared with notebooks 04-06).
+
+Examples (from the repository root; results/README.md lists the exact grid commands):
+    .venv/bin/python scripts/results_grid.py --variants sasrec cl4srec --seeds 1 2 --profile cpu
+    .venv/bin/python scripts/results_grid.py --dataset ml-100k --variants all --seeds 1 2 3 4 5 \\
+        --profile paper --device cuda --workers 4 --compile
+    .venv/bin/python scripts/results_grid.py --dataset ids --data-path shared/benchmarks/amazon_beauty_ids.txt \\
+        --variants sasrec --seeds 1 2 3 --max-len 20 50 --profile paper --device cuda --workers 3
+"""
+import argparse
+import concurrent.futures as futures
+import datetime
+import fcntl
+import hashlib
+import multiprocessing
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
+
+from sracl_lite.evaluation import VARIANTS, merge_results, rank_key  # noqa: E402
+from sracl_lite.metrics import metric_names  # noqa: E402
+from sracl_lite.training import PROFILES  # noqa: E402  the budgets notebooks 04-06 use
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--dataset", nargs="+", default=["ml-100k"],
+                        help="dataset names for sracl_lite.data.load_dataset; 'ids' needs --data-path")
+    parser.add_argument("--data-path", help="the 'user item' file of the 'ids' dataset (e.g. the Beauty benchmark); "
+                                            "its results are named after the file (amazon_beauty_ids.txt -> "
+                                            "amazon-beauty-ids)")
+    parser.add_argument("--variants", nargs="+", default=["sasrec"],
+                        help=f"names from sracl_lite.evaluation.VARIANTS, or 'all': {', '.join(VARIANTS)}")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1], help="training seeds (init, order, dropout)")
+    parser.add_argument("--max-len", nargs="+", type=int, default=[20], help="one or more windows")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
+                        help="training budget, as in notebooks 04-06: "
+                             + "; ".join(f"{k}: {v or 'TrainConfig defaults'}" for k, v in PROFILES.items()))
+    parser.add_argument("--epochs", type=int, help="override the profile's epoch budget")
+    parser.add_argument("--patience", type=int, help="override the profile's early-stopping patience")
+    parser.add_argument("--max-train-prefixes", type=int,
+                        help="override the profile's prefix subset (0 = all prefixes)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs in parallel processes (they share the device; with several GPUs and "
+                             "--device cuda, runs go round-robin over the GPUs)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile(mode='reduce-overhead') for SASRec runs on CUDA")
+    parser.add_argument("--out", default=str(ROOT / "results"), help="folder of the CSV and ranks files")
+    parser.add_argument("--dry-run", action="store_true", help="check inputs and list the runs, train nothing")
+    args = parser.parse_args(argv)
+    if args.variants == ["all"]:
+        args.variants = list(VARIANTS)
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)} (or 'all')")
+    if "ids" in args.dataset and not args.data_path:
+        parser.error("--dataset ids needs --data-path (a file of 'user item' lines, oldest first)")
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    return args
+
+
+def results_name(dataset: str, data_path) -> str:
+    return Path(data_path).stem.replace("_", "-") if dataset == "ids" else dataset
+
+
+def load_kwargs(dataset: str, data_path) -> dict:
+    return {"interactions_path": str(Path(data_path).resolve())} if dataset == "ids" else {}
+
+
+def file_digest(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def check_tables(dataset: str, artefact_dir: Path, variants) -> dict:
+    """{variant: tables path or None}; a clear error when a variant's tables cannot exist or are missing."""
+    semantic = [v for v in variants if VARIANTS[v]["tables"]]
+    if dataset == "ids" and semantic:
+        id_only = [v for v in VARIANTS if not VARIANTS[v]["tables"]]
+        raise SystemExit(f"variant(s) {semantic} need semantic tables (notebook 03 builds them from item text), "
+                         f"but dataset 'ids' has no item text. Only ID variants apply there: {', '.join(id_only)}")
+    paths = {}
+    if semantic:
+        from sracl_lite.retrieval import tables_path   # imports faiss: only when tables are needed
+    for v in variants:
+        name = VARIANTS[v]["tables"]
+        paths[v] = tables_path(artefact_dir, name) if name else None
+        if paths[v] is not None and not paths[v].exists():
+            raise SystemExit(f"variant '{v}' needs the semantic tables '{name}' of {dataset}, expected at "
+                             f"{paths[v]}, which does not exist. Build them with notebook 03 "
+                             f"(notebooks/03_semantic_retrieval; SRACL_DATASET={dataset}); 'llm_text' also "
+                             "needs notebook 02's LLM profiles.")
+    return paths
+
+
+def git_commit() -> str:
+    # A copy of the tree without .git (e.g. on a rented GPU machine) is told its commit by the caller.
+    if os.environ.get("SRACL_GIT_COMMIT"):
+        return os.environ["SRACL_GIT_COMMIT"]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device) -> str:
+    import torch
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()}, {torch.get_num_threads()} CPU thread(s)"
+
+
+def run_one(job: dict):
+    """Train one (dataset, variant, seed, max_len) run; returns (CSV row, test ranks). Runs in a worker."""
+    import torch
+    from sracl_lite.data import load_dataset
+    from sracl_lite.training import TrainConfig
+    from sracl_lite.model import ModelConfig
+    from sracl_lite.semantic import SemanticTables
+    from sracl_lite.training import TrainConfig, resolve_device, train
+
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    started = time.perf_counter()
+    ds = load_dataset(job["dataset"], **job["load_kwargs"])
+    spec = VARIANTS[job["variant"]]
+    settings = dict(spec["config"])
+    backbone = settings.pop("backbone", "sasrec")
+    device = resolve_device(job["device"])
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        torch.cuda.set_device(device)  # this process's own GPU; CUDA graphs and caches stay on it
+    # compiled steps need fixed shapes: SASRec only (not nn.GRU), CUDA only, not with unique_candidates
+    compile_mode = ("reduce-overhead" if job["compile"] and device.type == "cuda" and backbone == "sasrec"
+                    and not job["profile_settings"].get("unique_candidates") else None)
+    config = TrainConfig(model=ModelConfig(backbone=backbone), max_len=job["max_len"], seed=job["seed"],
+                         device=str(device), compile=compile_mode, progress=job["progress"],
+                         **job["profile_settings"], **settings)
+    tables = None
+    if job["tables_path"]:
+        tables = SemanticTables.load(job["tables_path"])
+        tables.check_fits(ds.n_users, ds.n_items)
+    result = train(ds, config, tables)
+
+    row = {"dataset": job["name"], "variant": job["variant"], "max_len": job["max_len"], "seed": job["seed"],
+           "role": spec["role"], "description": spec["description"], "backbone": backbone,
+           "tables": spec["tables"] or "none",
+           "tables_sha256": file_digest(job["tables_path"]) if job["tables_path"] else "none",
+           "alpha": config.alpha, "beta": config.beta, "synthesizer": config.synthesizer if config.alpha > 0 else "off",
+           "intra_aug": config.intra_aug if config.uses_intra else "off", "profile": job["profile"],
+           "epochs": config.epochs, "patience": config.patience,
+           "max_train_prefixes": config.max_train_prefixes or 0, "unique_candidates": config.unique_candidates,
+           "valid_metric": config.valid_metric}
+    row.update({f"valid_{m}": result.valid[m] for m in metric_names()})
+    row.update({f"test_{m}": result.test[m] for m in metric_names()})
+    row.update({"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                "train_seconds": round(result.train_seconds, 2),
+                "run_seconds": round(time.perf_counter() - started, 2),
+                "n_users": ds.n_users, "n_items": ds.n_items, "data_hash": ds.content_hash()[:12],
+                "device": str(device), "device_name": device_name(device), "compile": compile_mode or "none",
+                "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                "git_commit": job["git_commit"], "command": job["command"],
+                "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+    return row, np.asarray(result.test_ranks, dtype=np.int64)
+
+
+@contextmanager
+def locked(folder: Path):
+    """An exclusive lock on the results folder, so two grid commands never merge into one file at once."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+
+def atomic_write(path: Path, write):
+    """write(tmp_path) then rename over `path`: a reader never sees a half-written file."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes owner-only files; results are for everyone to read
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def record(out: Path, name: str, row: dict, test_ranks: np.ndarray):
+    """Merge one run into <out>/<name>.csv and <out>/<name>_ranks.npz (replacing an earlier run with its key)."""
+    csv_path, ranks_path = out / f"{name}.csv", out / f"{name}_ranks.npz"
+    with locked(out):
+        existing = pd.read_csv(csv_path) if csv_path.exists() else None
+        merged = merge_results(existing, pd.DataFrame([row]))
+        ranks = {}
+        if ranks_path.exists():
+            with np.load(ranks_path) as f:
+                ranks = {k: f[k] for k in f.files}
+        ranks[rank_key(row["variant"], row["seed"], row["max_len"])] = test_ranks
+        atomic_write(ranks_path, lambda p: np.savez_compressed(p, **ranks))
+        atomic_write(csv_path, lambda p: merged.to_csv(p, index=False))
+
+
+def check_same_data(out: Path, name: str, data_hash: str):
+    """Refuse to mix runs on different versions of a dataset in one results file."""
+    csv_path = out / f"{name}.csv"
+    if csv_path.exists():
+        hashes = set(pd.read_csv(csv_path, usecols=["data_hash"])["data_hash"].astype(str))
+        if hashes - {data_hash}:
+            raise SystemExit(f"{csv_path} holds runs on another version of {name} (data_hash {sorted(hashes)}, "
+                             f"now {data_hash}); move that file away or use --out")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    import torch
+    from sracl_lite.data import load_dataset
+    from sracl_lite.training import TrainConfig
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = dict(PROFILES[args.profile])
+    for key in ("epochs", "patience", "max_train_prefixes"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key) or None   # --max-train-prefixes 0 means all
+    overridden = TrainConfig(**settings) != TrainConfig(**PROFILES[args.profile])
+    profile = args.profile + ("*" if overridden else "")  # * = a budget other than the named profile's
+    command = "python scripts/results_grid.py " + shlex.join(argv)
+    commit = git_commit()
+    gpus = torch.cuda.device_count() if args.device == "cuda" else 0
+    threads = max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0
+
+    jobs = []
+    for dataset in args.dataset:
+        name, kwargs = results_name(dataset, args.data_path), load_kwargs(dataset, args.data_path)
+        ds = load_dataset(dataset, **kwargs)        # built once here, before any worker reads it
+        tables = check_tables(dataset, ds.artefact_dir, args.variants)
+        check_same_data(out, name, ds.content_hash()[:12])
+        for variant in args.variants:
+            for max_len in args.max_len:
+                for seed in args.seeds:
+                    device = f"cuda:{len(jobs) % gpus}" if gpus > 1 else args.device
+                    jobs.append(dict(dataset=dataset, name=name, load_kwargs=kwargs, variant=variant, seed=seed,
+                                     max_len=max_len, device=device, compile=args.compile, profile=profile,
+                                     profile_settings=settings, tables_path=str(tables[variant] or ""),
+                                     threads=threads, progress=args.workers == 1, git_commit=commit,
+                                     command=command))
+    print(f"{len(jobs)} runs, profile {profile} {settings}, {args.workers} worker(s), results in {out}")
+    if args.dry_run:
+        for job in jobs:
+            print(f"  {job['name']} {job['variant']} max_len={job['max_len']} seed={job['seed']} on {job['device']}")
+        return 0
+
+    failed = []
+
+    def finish(job, outcome):
+        try:
+            row, test_ranks = outcome()
+        except Exception:  # one failed run must not lose the others: report it and go on
+            failed.append(job)
+            print(f"FAILED {job['name']} {job['variant']} max_len={job['max_len']} seed={job['seed']}:\n"
+                  f"{traceback.format_exc()}", file=sys.stderr, flush=True)
+            return
+        record(out, job["name"], row, test_ranks)
+        print(f"[{len(done) + 1}/{len(jobs)}] {row['dataset']} {row['variant']} max_len={row['max_len']} "
+              f"seed={row['seed']}: test NDCG@20 {row['test_NDCG@20']:.4f} HR@20 {row['test_HR@20']:.4f} "
+              f"(best epoch {row['best_epoch']}/{row['epochs_run']}, {row['train_seconds']:.0f} s)", flush=True)
+        done.append(job)
+
+    done = []
+    if args.workers == 1:
+        for job in jobs:
+            finish(job, lambda: run_one(job))
+    else:
+        # spawn: CUDA cannot be used in forked children; each worker imports torch afresh
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+            pending = {pool.submit(run_one, job): job for job in jobs}
+            for future in futures.as_completed(pending):
+                finish(pending[future], future.result)
+    if failed:
+        print(f"{len(failed)} of {len(jobs)} runs failed; the others are recorded", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""Prompts, answer cache, backends' failure modes and resumable generation (sracl_lite.profiling)."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sracl_lite import profiling
+from sracl_lite.data import PrepConfig, SequenceData
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def toy_interactions(n_users=12, n_items=30, per_user=8, seed=0):
+    """Each user has `per_user` distinct items; the last two (validation, test) of user u are
+    the items only that user ever has, so their titles must not reach any other prompt."""
+    rng = np.random.default_rng(seed)
+    rows, held_out = [], {}
+    for u in range(n_users):
+        items = list(rng.choice(np.arange(1, n_items + 1), per_user - 2, replace=False))
+        items += [1000 + 2 * u, 1001 + 2 * u]
+        held_out[u] = items[-2:]
+        rows += [(u, int(i), t) for t, i in enumerate(items)]
+    interactions = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    ids = sorted(interactions["item_id"].unique())
+    items = pd.DataFrame({"item_id": ids, "title": [f"Film{i:05d}" for i in ids],
+                          "text": [f"Title: Film{i:05d}. Genres: Drama." for i in ids]})
+    return interactions, items, held_out
+
+
+@pytest.fixture(scope="module")
+def toy():
+    interactions, items, _ = toy_interactions()
+    ds = SequenceData.from_interactions(interactions, "toy", items, PrepConfig(1, 1))
+    ds.domain, ds.item_noun, ds.verb_past = "movies", "movie", "watched"
+    return ds
+
+
+# ------------------------------------------------------------------ prompts
+
+def test_prompts_hold_no_validation_or_test_items(toy):
+    item_prompts = profiling.item_prompts(toy)
+    user_prompts = profiling.user_prompts(toy)
+    held = {int(i) for i in np.concatenate([toy.valid_targets, toy.test_targets])}
+    assert len(held) == 2 * toy.n_users  # the fixture made them unique to one user each
+    for item in held:
+        title = toy.items.at[item, "title"]
+        # its own prompt describes the item, but no training sequence ends with it
+        assert "No user sequences" in item_prompts[item]
+        others = [p for k, p in item_prompts.items() if k != item] + list(user_prompts.values())
+        assert not any(title in p for p in others), title
+    # every context line is a window of some user's training sequence ending at the item
+    windows = set()
+    for seq in toy.train_sequences:
+        titles = [toy.items.at[int(i), "title"] for i in seq]
+        windows |= {" -> ".join(titles[max(0, e - 9):e + 1]) for e in range(len(titles))}
+    lines = [line[2:] for p in item_prompts.values() for line in p.splitlines() if line.startswith("- ")]
+    assert lines and all(line in windows for line in lines)
+
+
+def test_user_prompt_is_the_recent_training_history(toy):
+    cfg = profiling.PromptConfig(max_history=4)
+    prompts = profiling.user_prompts(toy, cfg)
+    assert list(prompts) == [(u, len(s)) for u, s in enumerate(toy.train_sequences)]
+    seq = toy.train_sequences[0]
+    listed = [line.split(". ", 1)[1] for line in prompts[(0, len(seq))].splitlines()
+              if line[:1].isdigit()]
+    assert listed == [toy.items.at[int(i), "title"] for i in seq[-4:]]
+    assert f"the most recent 4 of {len(seq)}" in prompts[(0, len(seq))]
+    per_prefix = profiling.user_prompts(toy, cfg, granularity="prefix")
+    assert len(per_prefix) == sum(len(s) for s in toy.train_sequences)
+    assert per_prefix[(0, len(seq))] == prompts[(0, len(seq))]  # shared cache entries
+    with pytest.raises(ValueError, match="granularity"):
+        profiling.user_prompts(toy, cfg, granularity="session")
+
+
+def test_item_prompt_contexts_are_seeded_and_bounded(toy):
+    cfg = profiling.PromptConfig(n_contexts=2, context_len=3)
+    a, b = profiling.item_prompts(toy, cfg), profiling.item_prompts(toy, cfg)
+    assert a == b
+    lines = [[line for line in p.splitlines() if line.startswith("- ")] for p in a.values()]
+    assert max(len(x) for x in lines) == 2
+    assert max(line.count(" -> ") for x in lines for line in x) == 2
+    other_seed = profiling.item_prompts(toy, profiling.PromptConfig(n_contexts=2, context_len=3, seed=7))
+    assert other_seed != a  # the seed does pick the contexts
+
+
+def test_prompts_identical_across_processes(toy, tmp_path):
+    """No dependence on hash seeds or dict order: a fresh interpreter builds the same text."""
+    interactions, items, _ = toy_interactions()
+    interactions.to_csv(tmp_path / "inter.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    code = ("import hashlib, json, sys; from sracl_lite import profiling; from sracl_lite.data import *;"
+            "ds = SequenceData.from_interactions(__import__('pandas').read_csv(sys.argv[1]), 'toy',"
+            " __import__('pandas').read_csv(sys.argv[2]), PrepConfig(1, 1));"
+            "p = {**{str(k): v for k, v in profiling.item_prompts(ds).items()},"
+            " **{str(k): v for k, v in profiling.user_prompts(ds).items()}};"
+            "print(hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest())")
+    files = [str(tmp_path / "inter.csv"), str(tmp_path / "items.csv")]
+    digests = {subprocess.run([sys.executable, "-c", code, *files], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout.strip()
+               for seed in ("1", "2")}
+    assert len(digests) == 1 and len(digests.pop()) == 64
+
+
+def test_template_texts(toy):
+    items = profiling.template_item_texts(toy)
+    users = profiling.template_user_texts(toy)
+    assert items[1] == toy.items.at[1, "text"] and len(items) == toy.n_items
+    seq = toy.train_sequences[0]
+    newest = toy.items.at[int(seq[-1]), "title"]
+    assert users[(0, len(seq))].startswith(f"Recently watched: {newest};")
+
+
+# ------------------------------------------------------------------ cache
+
+def test_cache_resumes_after_torn_line_without_duplicates(tmp_path):
+    path = tmp_path / "a.jsonl"
+    cache = profiling.AnswerCache(path, "m", {"t": 0})
+    for i in range(3):
+        cache.put(f"prompt {i}", f"answer {i}")
+    cache.put("prompt 0", "a different answer")  # already answered: ignored
+    cache.close()
+    with open(path, "ab") as f:
+        f.write(b'{"key": "abc", "answ')  # a run killed mid-write
+    cache = profiling.AnswerCache(path, "m", {"t": 0})
+    assert len(cache.answers) == 3 and cache.get("prompt 0") == "answer 0"
+    cache.put("prompt 3", "answer 3")
+    cache.close()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert "header" in rows[0] and len(rows) == 5
+    keys = [r["key"] for r in rows[1:]]
+    assert len(set(keys)) == len(keys) == 4
+    assert all(len(k) == 64 for k in keys)
+    assert "prompt" not in path.read_text()  # prompts (user histories) are never stored
+
+
+def test_cache_never_mixes_models_or_settings(tmp_path):
+    path = tmp_path / "a.jsonl"
+    cache = profiling.AnswerCache(path, "model-a", {"max_new_tokens": 96})
+    cache.put("p", "from a")
+    cache.close()
+    for model, settings in (("model-b", {"max_new_tokens": 96}), ("model-a", {"max_new_tokens": 64})):
+        with pytest.raises(ValueError, match="holds answers of model-a"):
+            profiling.AnswerCache(path, model, settings)
+    assert profiling.answer_key("p", "model-a", {"x": 1}) != profiling.answer_key("p", "model-b", {"x": 1})
+    assert profiling.answer_key("p", "m", {"x": 1}) != profiling.answer_key("p", "m", {"x": 2})
+    fast, slow = profiling.FakeBackend(), profiling.FakeBackend(delay_s=0.1)
+    assert profiling.model_tag(fast) == profiling.model_tag(slow)  # delay is no generation setting
+    slow.settings = {"answer": "other"}
+    assert profiling.model_tag(fast) != profiling.model_tag(slow)
+
+
+def test_generate_cached_then_load_without_backend(tmp_path, toy):
+    prompts = profiling.user_prompts(toy)
+    backend = profiling.FakeBackend()
+    answers = profiling.generate_cached(prompts, backend, tmp_path / "u.jsonl", progress=False)
+    assert list(answers) == list(prompts) and all(a.startswith("Fake answer") for a in answers.values())
+    again = profiling.FakeBackend()
+    assert profiling.generate_cached(prompts, again, tmp_path / "u.jsonl", progress=False) == answers
+    assert again.generated_tokens == 0  # nothing regenerated
+    assert profiling.load_cached(prompts, tmp_path / "u.jsonl") == answers
+    extra = {**prompts, ("new", 1): "an unanswered prompt"}
+    with pytest.raises(KeyError, match="1 of"):
+        profiling.load_cached(extra, tmp_path / "u.jsonl")
+    assert profiling.load_cached(extra, tmp_path / "u.jsonl", missing="skip") == answers
+
+
+# ------------------------------------------------------------------ kill and resume (real process)
+
+def run_script(out, data_dir, inter, items, *extra):
+    return [sys.executable, str(REPO / "scripts" / "generate_profiles.py"), "--dataset", "csv",
+            "--interactions", str(inter), "--items", str(items), "--data-dir", str(data_dir),
+            "--backend", "fake", "--out", str(out), *extra]
+
+
+def read_rows(path):
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines()[1:]]
+    return {r["key"]: r["answer"] for r in rows}, [r["key"] for r in rows]
+
+
+def test_killed_run_resumes_to_the_same_answers(tmp_path):
+    interactions, items, _ = toy_interactions(n_users=40, n_items=20, per_user=10)
+    items = items[items["item_id"] < 1000]  # held-out items would not survive the 5-core
+    interactions = interactions[interactions["item_id"] < 1000]
+    interactions.to_csv(tmp_path / "inter.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    args = (tmp_path / "data", tmp_path / "inter.csv", tmp_path / "items.csv")
+
+    reference = tmp_path / "reference"
+    subprocess.run(run_script(reference, *args), check=True, capture_output=True, cwd=REPO)
+    [ref_folder] = (reference / "csv").iterdir()
+
+    out = tmp_path / "resumed"
+    proc = subprocess.Popen(run_script(out, *args, "--fake-delay", "0.2", "--what", "users"),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    users_file = out / "csv" / ref_folder.name / "users.jsonl"
+    deadline = time.monotonic() + 120
+    while (not users_file.exists() or len(users_file.read_text().splitlines()) < 6) and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before, _ = read_rows(users_file)
+    expected, _ = read_rows(ref_folder / "users.jsonl")
+    assert 5 <= len(done_before) < len(expected)  # killed mid-way
+    with open(users_file, "ab") as f:
+        f.write(b'{"key": "0123')  # and torn, as a kill during a write leaves it
+
+    subprocess.run(run_script(out, *args), check=True, capture_output=True, cwd=REPO)
+    for kind in ("items", "users"):
+        answers, keys = read_rows(out / "csv" / ref_folder.name / f"{kind}.jsonl")
+        assert len(keys) == len(set(keys))
+        assert answers == read_rows(ref_folder / f"{kind}.jsonl")[0]
+    runs = json.loads((out / "csv" / ref_folder.name / "run.json").read_text())
+    assert runs["users"][-1]["cached_before"] == len(done_before)
+    assert runs["users"][-1]["generated"] == len(expected) - len(done_before)
+
+
+# ------------------------------------------------------------------ OpenAI-compatible endpoint
+
+class ScriptedServer:
+    """A loopback chat-completions server answering from a list of (status, body) replies."""
+
+    def __init__(self, replies):
+        self.replies, self.requests = list(replies), []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append((self.path, self.headers.get("Authorization"), body))
+                status, payload = server.replies.pop(0) if server.replies else (500, "no reply left")
+                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def chat_answer(text):
+    return {"choices": [{"message": {"role": "assistant", "content": text}}],
+            "usage": {"completion_tokens": 3}}
+
+
+@pytest.fixture
+def api_key(monkeypatch):
+    monkeypatch.setenv("SRACL_TEST_KEY", "secret")
+    return "SRACL_TEST_KEY"
+
+
+def backend_for(server_url, key_env, **kw):
+    return profiling.OpenAIBackend("tiny-chat", base_url=server_url, api_key_env=key_env,
+                                   backoff_s=0.01, timeout_s=10, **kw)
+
+
+def test_openai_success(api_key):
+    server = ScriptedServer([(200, chat_answer(" A thoughtful drama fan. "))])
+    try:
+        backend = backend_for(server.url, api_key, settings=profiling.LLMSettings(max_new_tokens=42))
+        assert backend.generate(["describe"]) == ["A thoughtful drama fan."]
+        path, auth, body = server.requests[0]
+        assert path == "/v1/chat/completions" and auth == "Bearer secret"
+        assert body["model"] == "tiny-chat" and body["max_tokens"] == 42 and body["temperature"] == 0
+        assert body["messages"] == [{"role": "user", "content": "describe"}]
+        assert backend.generated_tokens == 3
+    finally:
+        server.close()
+
+
+def test_openai_retries_429_then_succeeds(api_key):
+    server = ScriptedServer([(429, {"error": "slow down"}), (503, "busy"), (200, chat_answer("ok"))])
+    try:
+        assert backend_for(server.url, api_key).generate(["p"]) == ["ok"]
+        assert len(server.requests) == 3
+    finally:
+        server.close()
+
+
+def test_openai_gives_up_after_max_retries(api_key):
+    server = ScriptedServer([(429, "slow down")] * 3)
+    try:
+        with pytest.raises(RuntimeError, match="HTTP 429"):
+            backend_for(server.url, api_key, max_retries=2).generate(["p"])
+        assert len(server.requests) == 3
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("reply", [{"choices": []}, {"answer": "hi"}, "not json at all",
+                                   {"choices": [{"message": {"content": None}}]}])
+def test_openai_malformed_answer_is_a_clear_error(api_key, reply):
+    server = ScriptedServer([(200, reply)])
+    try:
+        with pytest.raises(RuntimeError, match=r"malformed chat-completions answer.*choices\[0\]"):
+            backend_for(server.url, api_key).generate(["p"])
+        assert len(server.requests) == 1  # not retried
+    finally:
+        server.close()
+
+
+def test_openai_client_error_is_not_retried(api_key):
+    server = ScriptedServer([(401, {"error": "invalid key"})])
+    try:
+        with pytest.raises(RuntimeError, match="HTTP 401.*invalid key"):
+            backend_for(server.url, api_key).generate(["p"])
+        assert len(server.requests) == 1
+    finally:
+        server.close()
+
+
+def test_openai_missing_key(monkeypatch):
+    monkeypatch.delenv("SRACL_ABSENT_KEY", raising=False)
+    with pytest.raises(ValueError, match="SRACL_ABSENT_KEY is empty"):
+        profiling.OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", api_key_env="SRACL_ABSENT_KEY")
+
+
+def test_openai_unreachable_endpoint(api_key):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = backend_for(f"http://127.0.0.1:{port}/v1", api_key, max_retries=1)
+    with pytest.raises(ConnectionError, match=f"cannot reach http://127.0.0.1:{port}/v1/chat/completions"):
+        backend.generate(["p"])
+
+
+def test_concurrent_answers_keep_prompt_order(api_key, tmp_path):
+    server = ScriptedServer([(200, chat_answer("same"))] * 6)
+    try:
+        backend = backend_for(server.url, api_key, concurrency=3)
+        prompts = {i: f"prompt {i}" for i in range(6)}
+        answers = profiling.generate_cached(prompts, backend, tmp_path / "c.jsonl", progress=False)
+        assert list(answers) == list(range(6)) and set(answers.values()) == {"same"}
+        sent = sorted(body["messages"][0]["content"] for _, _, body in server.requests)
+        assert sent == sorted(prompts.values())
+    finally:
+        server.close()
+
+
+# ------------------------------------------------------------------ local models
+
+def test_unknown_local_model_is_a_clear_error():
+    with pytest.raises(OSError, match="cannot load LLM 'no-such-org/no-such-model-sracl'.*Fix"):
+        profiling.TransformersBackend("no-such-org/no-such-model-sracl")
+
+
+def test_unknown_backend_name():
+    with pytest.raises(ValueError, match="backend='llama'"):
+        profiling.make_backend("llama")
+
+
+def test_committed_profiles_answer_the_current_prompts():
+    """The cache in data/profiles must match today's prompt code; otherwise regenerate it."""
+    folders = sorted((profiling.PROFILE_ROOT / "ml-100k").glob("*/prompts.json"))
+    if not folders:
+        pytest.skip("no committed ML-100K profiles")
+    from sracl_lite.data import load_dataset
+    ds = load_dataset("ml-100k")
+    for meta in folders:
+        items, users = profiling.load_profiles(ds, meta.parent, missing="skip")
+        assert len(items) > 0 and len(users) > 0, meta.parent
+        assert all(isinstance(a, str) for a in items.values())
