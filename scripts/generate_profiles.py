@@ -6,6 +6,9 @@ Rerunning the same command skips every answer already there, so a killed run jus
 
   # offline default: SmolLM2-135M-Instruct on CPU (ML-100K: about 1,350 items + 943 users)
   python scripts/generate_profiles.py --dataset ml-100k
+  # the committed ML-100K answers: the offline model in float32 on a GPU, plus notebook 03's probes
+  python scripts/generate_profiles.py --dataset ml-100k --device cuda --dtype float32 \
+      --batch-size 128 --what users,items,probes
   # a GPU (e.g. Colab T4) with a stronger instruct model, one profile per training prefix
   python scripts/generate_profiles.py --dataset ml-100k --model Qwen/Qwen2.5-1.5B-Instruct \
       --device cuda --batch-size 64 --granularity prefix
@@ -37,6 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--granularity", default="user", choices=["user", "prefix"],
                    help="one profile per user, or per training prefix (a GPU job)")
     p.add_argument("--limit", type=int, help="only the first N items and N users (a quick look)")
+    p.add_argument("--probes", type=int, default=300, help="held-out prefixes for notebook 03's check")
+    p.add_argument("--probe-seed", type=int, default=2024)
     p.add_argument("--out", default=str(profiling.PROFILE_ROOT), help="root of the profile folders")
     g = p.add_argument_group("prompts")
     d = profiling.PromptConfig()
@@ -51,6 +56,8 @@ def parse_args(argv=None):
     g.add_argument("--repetition-penalty", type=float, default=s.repetition_penalty)
     g.add_argument("--temperature", type=float, default=s.temperature)
     g.add_argument("--device", default="cpu")
+    g.add_argument("--dtype", default="auto", help="auto: float32 on CPU, bf16/fp16 on CUDA. The answers "
+                   "depend on it (it is part of the cache key): pass float32 on a GPU to extend a CPU cache")
     g.add_argument("--batch-size", type=int, default=32)
     g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--base-url", default="https://api.openai.com/v1")
@@ -66,8 +73,8 @@ def build_backend(args):
         if args.threads:
             import torch
             torch.set_num_threads(args.threads)
-        return profiling.TransformersBackend(args.model, device=args.device, batch_size=args.batch_size,
-                                             settings=settings)
+        return profiling.TransformersBackend(args.model, device=args.device, dtype=args.dtype,
+                                             batch_size=args.batch_size, settings=settings)
     if args.backend == "openai":
         if not args.model:
             raise SystemExit("--backend openai needs --model (the endpoint's model name)")
@@ -79,8 +86,8 @@ def build_backend(args):
 def main(argv=None):
     args = parse_args(argv)
     what = [w.strip() for w in args.what.split(",") if w.strip()]
-    if not what or set(what) - {"items", "users"}:
-        raise SystemExit(f"--what {args.what!r}: expected items, users or items,users")
+    if not what or set(what) - {"items", "users", "probes"}:
+        raise SystemExit(f"--what {args.what!r}: expected a comma list of items, users, probes")
     ds = load_dataset(args.dataset, data_dir=args.data_dir, interactions_path=args.interactions,
                       items_path=args.items)
     cfg = profiling.PromptConfig(n_contexts=args.n_contexts, context_len=args.context_len,
@@ -94,14 +101,23 @@ def main(argv=None):
     run_log = folder / "run.json"
     runs = json.loads(run_log.read_text()) if run_log.exists() else {}
     for kind in what:
-        prompts = (profiling.item_prompts(ds, cfg) if kind == "items"
-                   else profiling.user_prompts(ds, cfg, args.granularity))
+        if kind == "items":
+            prompts = profiling.item_prompts(ds, cfg)
+        elif kind == "users":
+            prompts = profiling.user_prompts(ds, cfg, args.granularity)
+        else:  # the held-out prefixes notebook 03 judges sequence neighbours with
+            from sracl_lite.retrieval import holdout_probes
+            by_prefix = profiling.user_prompts(ds, cfg, "prefix")
+            probes = holdout_probes(ds.train_sequences, max_probes=args.probes, seed=args.probe_seed)
+            prompts = {key: by_prefix[key] for key in probes.keys()}
         if args.limit:
             prompts = dict(list(prompts.items())[:args.limit])
-        before = profiling.count_cached(prompts, folder / f"{kind}.jsonl", backend)
+        before = profiling.count_cached(prompts, folder / ("user_prefixes.jsonl" if kind == "probes"
+                                                           else f"{kind}.jsonl"), backend)
         start, tokens0 = time.time(), backend.generated_tokens
         prompt_tokens0 = getattr(backend, "prompt_tokens", 0)
-        answers = profiling.generate_cached(prompts, backend, folder / f"{kind}.jsonl", desc=kind)
+        cache_name = "user_prefixes.jsonl" if kind == "probes" else f"{kind}.jsonl"
+        answers = profiling.generate_cached(prompts, backend, folder / cache_name, desc=kind)
         elapsed, tokens = time.time() - start, backend.generated_tokens - tokens0
         stats = {"prompts": len(prompts), "cached_before": before, "generated": len(prompts) - before,
                  "elapsed_s": round(elapsed, 1), "generated_tokens": tokens,
