@@ -68,6 +68,8 @@ def parse_args(argv):
                              "--device cuda, runs go round-robin over the GPUs)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile(mode='reduce-overhead') for SASRec runs on CUDA")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 autocast on CUDA (default float32; bf16 made SRA-CL runs diverge)")
     parser.add_argument("--out", default=str(ROOT / "results"), help="folder of the CSV and ranks files")
     parser.add_argument("--dry-run", action="store_true", help="check inputs and list the runs, train nothing")
     args = parser.parse_args(argv)
@@ -176,7 +178,7 @@ def run_one(job: dict):
     compile_mode = ("reduce-overhead" if job["compile"] and device.type == "cuda" and backbone == "sasrec"
                     and not job["profile_settings"].get("unique_candidates") else None)
     config = TrainConfig(model=ModelConfig(backbone=backbone), max_len=job["max_len"], seed=job["seed"],
-                         device=str(device), compile=compile_mode, progress=job["progress"],
+                         device=str(device), compile=compile_mode, bf16=job["bf16"], progress=job["progress"],
                          **job["profile_settings"], **settings)
     tables = None
     if job["tables_path"]:
@@ -200,6 +202,7 @@ def run_one(job: dict):
                 "run_seconds": round(time.perf_counter() - started, 2),
                 "n_users": ds.n_users, "n_items": ds.n_items, "data_hash": ds.content_hash()[:12],
                 "device": str(device), "device_name": device_name(device), "compile": compile_mode or "none",
+                "bf16": config.bf16 and device.type == "cuda",
                 "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                 "git_commit": job["git_commit"], "command": job["command"],
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
@@ -289,7 +292,7 @@ def main(argv=None):
                 for seed in args.seeds:
                     device = f"cuda:{len(jobs) % gpus}" if gpus > 1 else args.device
                     jobs.append(dict(dataset=dataset, name=name, load_kwargs=kwargs, variant=variant, seed=seed,
-                                     max_len=max_len, device=device, compile=args.compile, profile=profile,
+                                     max_len=max_len, device=device, compile=args.compile, bf16=args.bf16, profile=profile,
                                      profile_settings=settings, tables_path=str(tables[variant] or ""),
                                      threads=threads, progress=args.workers == 1, git_commit=commit,
                                      command=command))

@@ -53,6 +53,8 @@ VARIANTS = {
                            description="SRA-CL losses with collaborative (co-interaction) neighbours"),
     "sracl_light":    dict(role="exploration", tables="llm_text", config=dict(alpha=0.02, beta=0.02),
                            description="SRA-CL with alpha = beta = 0.02"),
+    "sracl_k5":       dict(role="exploration", tables="llm_text", config=dict(alpha=0.1, beta=0.1, k=5),
+                           description="SRA-CL with k = 5 neighbours instead of 10"),
 }
 
 # Pairs worth a paired test: (variant, reference, what the difference measures).

@@ -65,7 +65,10 @@ class TrainConfig:
                                     # compile: the number of distinct rows changes every step
     seed: int = 2024                # reference seed; seeds init, dropout, batch order, augmentations
     device: str = "auto"            # "auto" = cuda when available
-    bf16: bool = True               # bf16 autocast on CUDA (ignored on CPU, where it is slower)
+    bf16: bool = False              # bf16 autocast on CUDA (ignored on CPU). Off by default: with the
+                                    # reference's dot-product InfoNCE (temperature 1) 4 of 6 bf16 runs
+                                    # of SRA-CL on ML-100K diverged to NaN, and a 64-wide model gains
+                                    # little from it (benchmarks/train_speed.py measures both)
     compile: Optional[str] = None   # torch.compile mode of the step; "reduce-overhead" (CUDA graphs) is
                                     # 4x faster on GPU after ~45 s of compiling; SASRec only, CUDA only
     eval_batch_size: int = 1024     # users scored at once (each row is n_items scores)

@@ -41,7 +41,7 @@ def test_grid_writes_rows_and_ranks_and_replaces_reruns(grid, ids_file, tmp_path
     frame = pd.read_csv(out / "toy-ids.csv")
     assert sorted(zip(frame.variant, frame.seed)) == [("gru4rec", 1), ("gru4rec", 2), ("sasrec", 1), ("sasrec", 2)]
     for column in ("valid_NDCG@20", "test_HR@5", "test_MRR", "best_epoch", "epochs_run", "train_seconds",
-                   "command", "git_commit", "torch", "python", "device_name", "date", "profile", "data_hash"):
+                   "command", "git_commit", "torch", "python", "device_name", "bf16", "date", "profile", "data_hash"):
         assert column in frame and frame[column].notna().all(), column
     ranks = load_ranks(out / "toy-ids_ranks.npz")
     assert sorted(ranks) == sorted(rank_key(v, s, 20) for v in ("sasrec", "gru4rec") for s in (1, 2))
