@@ -174,9 +174,11 @@ def run_one(job: dict):
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)  # this process's own GPU; CUDA graphs and caches stay on it
-    # compiled steps need fixed shapes: SASRec only (not nn.GRU), CUDA only, not with unique_candidates
+    # compiled steps need fixed shapes: SASRec only (not nn.GRU), CUDA only, not with unique_candidates;
+    # CL4SRec's views stay eager (TrainConfig says why)
     compile_mode = ("reduce-overhead" if job["compile"] and device.type == "cuda" and backbone == "sasrec"
-                    and not job["profile_settings"].get("unique_candidates") else None)
+                    and not job["profile_settings"].get("unique_candidates")
+                    and settings.get("intra_aug") != "cl4srec" else None)
     config = TrainConfig(model=ModelConfig(backbone=backbone), max_len=job["max_len"], seed=job["seed"],
                          device=str(device), compile=compile_mode, bf16=job["bf16"], progress=job["progress"],
                          **job["profile_settings"], **settings)

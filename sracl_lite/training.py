@@ -96,6 +96,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.sub_prob is a probability; got {self.sub_prob}")
         if self.temperature <= 0:
             raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+        if self.compile and self.uses_intra and self.intra_aug == "cl4srec":
+            raise ValueError("TrainConfig.compile with intra_aug='cl4srec': compiling the sort-based crop/mask/"
+                             "reorder views for CUDA never finished (over 15 min, GPU idle); leave compile None")
         if self.unique_candidates and self.compile:
             raise ValueError("TrainConfig.unique_candidates gives every step a different shape, which compiled "
                              "steps cannot take; use one or the other (on GPU: compile)")

@@ -171,6 +171,8 @@ def test_unique_candidates_give_the_same_losses_with_fewer_rows(ds, tables):
     assert torch.allclose(losses[True], losses[False], atol=1e-6), (losses[True], losses[False])
     with pytest.raises(ValueError, match="unique_candidates"):
         config(unique_candidates=True, compile="default")
+    with pytest.raises(ValueError, match="cl4srec"):
+        TrainConfig(alpha=0.0, beta=0.1, intra_aug="cl4srec", compile="reduce-overhead")
 
 
 def test_profiles_differ_only_in_budget():
