@@ -17,6 +17,7 @@ Examples (from the repository root; results/README.md lists the exact grid comma
 """
 import argparse
 import concurrent.futures as futures
+import dataclasses
 import datetime
 import fcntl
 import hashlib
@@ -174,14 +175,12 @@ def run_one(job: dict):
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)  # this process's own GPU; CUDA graphs and caches stay on it
-    # compiled steps need fixed shapes: SASRec only (not nn.GRU), CUDA only, not with unique_candidates;
-    # CL4SRec's views stay eager (TrainConfig says why)
-    compile_mode = ("reduce-overhead" if job["compile"] and device.type == "cuda" and backbone == "sasrec"
-                    and not job["profile_settings"].get("unique_candidates")
-                    and settings.get("intra_aug") != "cl4srec" else None)
     config = TrainConfig(model=ModelConfig(backbone=backbone), max_len=job["max_len"], seed=job["seed"],
-                         device=str(device), compile=compile_mode, bf16=job["bf16"], progress=job["progress"],
+                         device=str(device), bf16=job["bf16"], progress=job["progress"],
                          **job["profile_settings"], **settings)
+    # --compile compiles the runs that can be (TrainConfig.compile_obstacle says which); the rest run eager
+    if job["compile"] and config.compile_obstacle(device.type) is None:
+        config = dataclasses.replace(config, compile="reduce-overhead")
     tables = None
     if job["tables_path"]:
         tables = SemanticTables.load(job["tables_path"])
@@ -203,7 +202,7 @@ def run_one(job: dict):
                 "train_seconds": round(result.train_seconds, 2),
                 "run_seconds": round(time.perf_counter() - started, 2),
                 "n_users": ds.n_users, "n_items": ds.n_items, "data_hash": ds.content_hash()[:12],
-                "device": str(device), "device_name": device_name(device), "compile": compile_mode or "none",
+                "device": str(device), "device_name": device_name(device), "compile": config.compile or "none",
                 "bf16": config.bf16 and device.type == "cuda",
                 "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                 "git_commit": job["git_commit"], "command": job["command"],

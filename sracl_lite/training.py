@@ -96,12 +96,24 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.sub_prob is a probability; got {self.sub_prob}")
         if self.temperature <= 0:
             raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
-        if self.compile and self.uses_intra and self.intra_aug == "cl4srec":
-            raise ValueError("TrainConfig.compile with intra_aug='cl4srec': compiling the sort-based crop/mask/"
-                             "reorder views for CUDA never finished (over 15 min, GPU idle); leave compile None")
-        if self.unique_candidates and self.compile:
-            raise ValueError("TrainConfig.unique_candidates gives every step a different shape, which compiled "
-                             "steps cannot take; use one or the other (on GPU: compile)")
+        obstacle = self.compile and self.compile_obstacle()
+        if obstacle:
+            raise ValueError(f"TrainConfig.compile={self.compile!r}: {obstacle}")
+
+    def compile_obstacle(self, device_type: Optional[str] = None) -> Optional[str]:
+        """Why this config's training step cannot be compiled, or None if it can (device checked when given)."""
+        if self.unique_candidates:
+            return ("unique_candidates gives every step a different shape, which compiled steps cannot take; "
+                    "use one or the other (on GPU: compile)")
+        if self.uses_intra and self.intra_aug == "cl4srec":
+            return ("with intra_aug='cl4srec', compiling the sort-based crop/mask/reorder views for CUDA never "
+                    "finished (over 15 min, GPU idle); leave compile None")
+        if self.model.backbone != "sasrec":
+            return ("compile supports the SASRec backbone (torch.compile cannot trace nn.GRU); leave it None "
+                    "for GRU4Rec, whose cuDNN GRU is already fused")
+        if device_type is not None and device_type != "cuda":
+            return "compile is for CUDA; on CPU leave it None"
+        return None
 
     @property
     def uses_intra(self) -> bool:
@@ -269,11 +281,9 @@ class Trainer:
         self.order_rng = torch.Generator(device=device).manual_seed(config.seed)
         self.step_losses = self._step_losses
         if config.compile:
-            if device.type != "cuda":
-                raise ValueError("TrainConfig.compile is for CUDA; on CPU leave it None")
-            if config.model.backbone != "sasrec":
-                raise ValueError("TrainConfig.compile supports the SASRec backbone (torch.compile cannot trace "
-                                 "nn.GRU); leave it None for GRU4Rec, whose cuDNN GRU is already fused")
+            obstacle = config.compile_obstacle(device.type)
+            if obstacle:
+                raise ValueError(f"TrainConfig.compile={config.compile!r}: {obstacle}")
             # The whole step up to the loss (gathers, augmentations, encoder, losses) becomes one
             # graph. The data tables stay where they are: CUDA graphs would otherwise copy every
             # table into a static buffer at each replay.
