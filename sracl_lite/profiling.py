@@ -239,6 +239,8 @@ class TransformersBackend:
             dtype = ("float32" if device == "cpu" else
                      "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported()
                      else "float16")
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype={dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'")
         kwargs = {}
         if model is None:
             path = default_gguf_path()

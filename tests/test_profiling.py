@@ -367,6 +367,12 @@ def test_unknown_local_model_is_a_clear_error():
         profiling.TransformersBackend("no-such-org/no-such-model-sracl")
 
 
+def test_unknown_dtype_is_a_clear_error():
+    # Checked before any model loads, so a typo costs no load time.
+    with pytest.raises(ValueError, match="dtype='float33'.*'float32'"):
+        profiling.TransformersBackend("no-such-org/no-such-model-sracl", dtype="float33")
+
+
 def test_unknown_backend_name():
     with pytest.raises(ValueError, match="backend='llama'"):
         profiling.make_backend("llama")
