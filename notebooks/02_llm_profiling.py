@@ -271,7 +271,7 @@ print(f"live answers identical to the cached ones: {same} of {len(live_keys)}")
 # token, and the answers drift apart from there. Answers may also differ between CPU and GPU.
 # On a GPU the backend loads the model in bfloat16 unless `DTYPE` says otherwise, which gives another
 # tag than the committed float32 answers: there the cell above says so, and none of the 4 live
-# answers matched the cached ones on an H200. `SRACL_DTYPE=float32` compares like with like.
+# answers matched the cached ones on an H200; with `SRACL_DTYPE=float32` all 4 did, on the same card.
 # Within one file every key has exactly one answer, so downstream results are reproducible from
 # the cache.
 
