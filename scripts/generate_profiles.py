@@ -112,12 +112,11 @@ def main(argv=None):
             prompts = {key: by_prefix[key] for key in probes.keys()}
         if args.limit:
             prompts = dict(list(prompts.items())[:args.limit])
-        before = profiling.count_cached(prompts, folder / ("user_prefixes.jsonl" if kind == "probes"
-                                                           else f"{kind}.jsonl"), backend)
+        cache = folder / ("user_prefixes.jsonl" if kind == "probes" else f"{kind}.jsonl")
+        before = profiling.count_cached(prompts, cache, backend)
         start, tokens0 = time.time(), backend.generated_tokens
         prompt_tokens0 = getattr(backend, "prompt_tokens", 0)
-        cache_name = "user_prefixes.jsonl" if kind == "probes" else f"{kind}.jsonl"
-        answers = profiling.generate_cached(prompts, backend, folder / cache_name, desc=kind)
+        answers = profiling.generate_cached(prompts, backend, cache, desc=kind)
         elapsed, tokens = time.time() - start, backend.generated_tokens - tokens0
         stats = {"prompts": len(prompts), "cached_before": before, "generated": len(prompts) - before,
                  "elapsed_s": round(elapsed, 1), "generated_tokens": tokens,

@@ -161,7 +161,7 @@ def run_one(job: dict):
     from sracl_lite.training import TrainConfig
     from sracl_lite.model import ModelConfig
     from sracl_lite.semantic import SemanticTables
-    from sracl_lite.training import TrainConfig, resolve_device, train
+    from sracl_lite.training import TrainConfig, Trainer, resolve_device
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])
@@ -185,7 +185,8 @@ def run_one(job: dict):
     if job["tables_path"]:
         tables = SemanticTables.load(job["tables_path"])
         tables.check_fits(ds.n_users, ds.n_items)
-    result = train(ds, config, tables)
+    trainer = Trainer(ds, config, tables)
+    result = trainer.fit()
 
     row = {"dataset": job["name"], "variant": job["variant"], "max_len": job["max_len"], "seed": job["seed"],
            "role": spec["role"], "description": spec["description"], "backbone": backbone,
@@ -203,7 +204,7 @@ def run_one(job: dict):
                 "run_seconds": round(time.perf_counter() - started, 2),
                 "n_users": ds.n_users, "n_items": ds.n_items, "data_hash": ds.content_hash()[:12],
                 "device": str(device), "device_name": device_name(device), "compile": config.compile or "none",
-                "bf16": config.bf16 and device.type == "cuda",
+                "bf16": trainer.amp,
                 "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                 "git_commit": job["git_commit"], "command": job["command"],
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})

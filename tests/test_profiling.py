@@ -190,6 +190,20 @@ def read_rows(path):
     return {r["key"]: r["answer"] for r in rows}, [r["key"] for r in rows]
 
 
+def test_probe_prompts_get_their_own_cache_file(tmp_path):
+    interactions, items, _ = toy_interactions(n_users=40, n_items=20, per_user=10)
+    interactions[interactions["item_id"] < 1000].to_csv(tmp_path / "inter.csv", index=False)
+    items[items["item_id"] < 1000].to_csv(tmp_path / "items.csv", index=False)
+    args = (tmp_path / "data", tmp_path / "inter.csv", tmp_path / "items.csv")
+    subprocess.run(run_script(tmp_path / "out", *args, "--what", "probes", "--probes", "5"),
+                   check=True, capture_output=True, cwd=REPO)
+    [folder] = (tmp_path / "out" / "csv").iterdir()
+    answers, keys = read_rows(folder / "user_prefixes.jsonl")
+    assert len(keys) == len(set(keys)) == 5 and all(answers.values())
+    assert not (folder / "users.jsonl").exists()  # probes never land in the per-user cache
+    assert json.loads((folder / "run.json").read_text())["probes"][0]["prompts"] == 5
+
+
 def test_killed_run_resumes_to_the_same_answers(tmp_path):
     interactions, items, _ = toy_interactions(n_users=40, n_items=20, per_user=10)
     items = items[items["item_id"] < 1000]  # held-out items would not survive the 5-core
