@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "data" / "processed"
+OVERRIDDEN = {}   # parameters whose SRACL_<NAME> changed the default: name -> value
 
 
 def param(name: str, default):
@@ -22,11 +23,37 @@ def param(name: str, default):
     if isinstance(default, bool):
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
             raise ValueError(f"SRACL_{name.upper()}={raw!r}: expected true or false")
-        return raw.lower() in ("1", "true", "yes")
-    try:
-        return type(default)(raw) if default is not None else raw
-    except ValueError:
-        raise ValueError(f"SRACL_{name.upper()}={raw!r}: expected a {type(default).__name__}") from None
+        value = raw.lower() in ("1", "true", "yes")
+    else:
+        try:
+            value = type(default)(raw) if default is not None else raw
+        except ValueError:
+            raise ValueError(f"SRACL_{name.upper()}={raw!r}: expected a {type(default).__name__}") from None
+    if value != default:
+        OVERRIDDEN[name] = value
+    return value
+
+
+def check_stored(values: dict, stored: dict, tol: float):
+    """Assert that each number is within `tol` of the stored run's value (notebooks 03-07).
+
+    Numbers from training and from near-tied retrieval differ in their last digits between CPUs,
+    thread counts and math-library paths, so the cells that print them are hidden from nbval and
+    the numbers are checked here instead. The stored values belong to the default parameters;
+    with any SRACL_* override there is nothing to compare with, and the check says so.
+    """
+    if OVERRIDDEN:
+        print(f"stored values are for the default parameters; not compared under {OVERRIDDEN}")
+        return
+    missing = sorted(set(stored) - set(values))
+    if missing:
+        raise KeyError(f"check_stored: no value given for {missing}")
+    off = {name: (float(values[name]), want) for name, want in stored.items()
+           if not abs(float(values[name]) - want) <= tol}
+    if off:
+        detail = "; ".join(f"{name}: {got:.6g}, stored {want}" for name, (got, want) in off.items())
+        raise AssertionError(f"{len(off)} of {len(stored)} numbers differ from the stored run by more than "
+                             f"{tol}: {detail}")
 
 
 def set_seed(seed: int):

@@ -1,0 +1,35 @@
+"""scripts/run_notebooks.py: clean stored streams, one line per failed notebook, nothing tracked touched."""
+import sys
+from pathlib import Path
+
+import jupytext
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from run_notebooks import clean_stream, run  # noqa: E402
+
+
+def test_progress_bars_keep_their_final_state():
+    nested = ("\rtrain:   0%|  | 0/2\n\repoch 1:  50%|  | 1/2\x1b[A\n\repoch 1: 100%|  | 2/2\x1b[A"
+              "\n\r              \x1b[A\rtrain:  50%|  | 1/2\rtrain: 100%|  | 2/2\n")
+    assert clean_stream(nested) == "train: 100%|  | 2/2\n"          # the inner bar was cleared on close
+    assert clean_stream("loading\rloaded\nwarning: x\n") == "loaded\nwarning: x\n"
+    assert clean_stream("\r   \n") == ""
+
+
+def test_failed_notebook_is_one_line_and_stored_outputs_stay(tmp_path):
+    source = tmp_path / "99_broken.py"
+    source.write_text('# %%\nprint("first")\n\n# %%\nraise ValueError("items.csv: column title missing")\n')
+    seconds, error = run(source, tmp_path / "out", update=True)
+    assert error == "code cell 2: ValueError: items.csv: column title missing"
+    assert not source.with_suffix(".ipynb").exists(), "a failed run must not replace the stored notebook"
+    executed = jupytext.read(tmp_path / "out" / "99_broken.ipynb")
+    assert executed.cells[0].outputs[0].text == "first\n"
+
+
+def test_default_run_writes_outside_the_notebooks(tmp_path):
+    source = tmp_path / "99_fine.py"
+    source.write_text('# %%\nimport sys\nprint("x\\ry", file=sys.stderr)\n')
+    _, error = run(source, tmp_path / "out", update=False)
+    assert error is None and not source.with_suffix(".ipynb").exists()
+    [output] = jupytext.read(tmp_path / "out" / "99_fine.ipynb").cells[0].outputs
+    assert output.text == "y\n"
