@@ -32,7 +32,7 @@ STREAM_TOKEN = re.compile(r"\x1b\[A|\x1b\[[0-9;]*[A-Za-z]|\r|\n|[^\r\n\x1b]+")
 
 
 def clean_stream(text: str) -> str:
-    """What a terminal would show at the end instead of every progress-bar refresh: carriage
+    """What a terminal shows at the end instead of every progress-bar refresh: carriage
     returns overwrite their line, cursor-up moves to the line above (nested bars), bars cleared
     on close (blank lines) disappear."""
     lines, row, overwrite = [""], 0, True
@@ -54,19 +54,20 @@ def clean_stream(text: str) -> str:
 
 
 def coalesce_streams(notebook):
-    """Merge each cell's consecutive outputs to one stream and clean it (see clean_stream)."""
+    """Merge each cell's consecutive stderr outputs and clean them (see clean_stream); stdout,
+    which the tests compare, is kept as it is."""
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
         merged = []
         for output in cell.outputs:
-            if (output.output_type == "stream" and merged and merged[-1].output_type == "stream"
-                    and merged[-1].name == output.name):
+            if (output.output_type == "stream" and output.name == "stderr" and merged
+                    and merged[-1].output_type == "stream" and merged[-1].name == "stderr"):
                 merged[-1].text += output.text
             else:
                 merged.append(output)
         for output in merged:
-            if output.output_type == "stream":
+            if output.output_type == "stream" and output.name == "stderr":
                 output.text = clean_stream(output.text)
         cell.outputs = [o for o in merged if o.output_type != "stream" or o.text]
 
@@ -93,6 +94,9 @@ def run(py_path: Path, out_dir: Path, update: bool):
             client.execute()
         except CellExecutionError as e:
             error = failure_line(notebook, e)
+        finally:
+            if kernel.has_kernel:  # a kernel manager passed in is not shut down by the client
+                kernel.shutdown_kernel(now=True)
     coalesce_streams(notebook)
     if update and error is None:
         jupytext.write(notebook, py_path.with_suffix(".ipynb"))

@@ -28,8 +28,9 @@ def test_failed_notebook_is_one_line_and_stored_outputs_stay(tmp_path):
 
 def test_default_run_writes_outside_the_notebooks(tmp_path):
     source = tmp_path / "99_fine.py"
-    source.write_text('# %%\nimport sys\nprint("x\\ry", file=sys.stderr)\n')
+    source.write_text('# %%\nimport sys\nprint("a\\n\\nb")\nprint("x\\ry", file=sys.stderr)\n')
     _, error = run(source, tmp_path / "out", update=False)
     assert error is None and not source.with_suffix(".ipynb").exists()
-    [output] = jupytext.read(tmp_path / "out" / "99_fine.ipynb").cells[0].outputs
-    assert output.text == "y\n"
+    stdout, stderr = jupytext.read(tmp_path / "out" / "99_fine.ipynb").cells[0].outputs
+    assert stdout.text == "a\n\nb\n", "stdout (compared by the tests) must stay as printed"
+    assert stderr.text == "y\n"
