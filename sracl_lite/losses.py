@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SYNTHESIZER_MODES = ("learned", "uniform")
+SYNTHESIZER_INITS = ("small", "xavier")
 
 
 def info_nce(anchor, positive, temperature: float = 1.0):
@@ -58,17 +59,28 @@ class SampleSynthesizer(nn.Module):
              while training (reference: 0.5). s, s_j are frozen semantic embeddings (text_dim);
              W maps them to `hidden`.
     uniform: every candidate weighs 1/k (the "w/o synthesizer" ablation; no parameters).
+    init: "small" (ours: PyTorch's default W, a ~ N(0, 0.02), so the weights start near uniform)
+          or "xavier" (the reference: W and a Xavier-uniform with gain 1.414, GAT's init). The
+          inputs are used as given, never rescaled: with the reference's raw SimCSE embeddings
+          (norms of about 10-20) its weights start far from uniform, with unit-length ones not.
     """
 
-    def __init__(self, text_dim: int, hidden: int, mode: str = "learned", dropout: float = 0.5):
+    def __init__(self, text_dim: int, hidden: int, mode: str = "learned", dropout: float = 0.5,
+                 init: str = "small"):
         super().__init__()
         if mode not in SYNTHESIZER_MODES:
             raise ValueError(f"synthesizer mode {mode!r}; choose one of {SYNTHESIZER_MODES}")
+        if init not in SYNTHESIZER_INITS:
+            raise ValueError(f"synthesizer init {init!r}; choose one of {SYNTHESIZER_INITS}")
         self.text_dim, self.hidden, self.mode, self.dropout = text_dim, hidden, mode, dropout
         if mode == "learned":
             self.project = nn.Linear(text_dim, hidden, bias=False)              # W
             # a = [a_anchor ; a_candidate]; small values start the weights near uniform
             self.attn = nn.Parameter(torch.randn(2 * hidden) * 0.02)
+            if init == "xavier":
+                nn.init.xavier_uniform_(self.project.weight, gain=1.414)        # same bound as on (text_dim, hidden)
+                with torch.no_grad():
+                    nn.init.xavier_uniform_(self.attn.view(2 * hidden, 1), gain=1.414)  # a is (2 hidden, 1) there
 
     def check_dims(self, anchor_sem, cand_sem):
         for name, t in (("anchor semantic embeddings", anchor_sem), ("candidate semantic embeddings", cand_sem)):

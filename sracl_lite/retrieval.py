@@ -227,6 +227,15 @@ def prefix_pool(train_sequences, min_length: int = 1, users=None) -> PrefixSet:
     return PrefixSet(np.concatenate(users).astype(np.int64), np.concatenate(lengths).astype(np.int64), "prefix")
 
 
+def training_prefix_pool(train_sequences) -> PrefixSet:
+    """Entries (u, t) for t = 1..len - 1: exactly the training prefixes, each followed by a training
+    item (notebook 05). The reference's per-prefix pool without its leak: the reference also embeds
+    the prefix whose next item is the validation target."""
+    lengths = [np.arange(1, len(s)) for s in train_sequences]
+    users = [np.full(len(t), u) for u, t in enumerate(lengths)]
+    return PrefixSet(np.concatenate(users).astype(np.int64), np.concatenate(lengths).astype(np.int64), "prefix")
+
+
 def _sample(n: int, max_n, seed: int) -> np.ndarray:
     if max_n is None or max_n >= n:
         return np.arange(n)
@@ -313,11 +322,12 @@ def embed_prefix_texts(encoder: TextEncoder, texts, prefixes: PrefixSet) -> np.n
 
 
 def mean_item_embedding(item_emb: np.ndarray, train_sequences, prefixes: PrefixSet,
-                        window: int = None) -> np.ndarray:
-    """(len(prefixes), d) unit-norm mean of each prefix's item embeddings (notebook 03).
+                        window: int = None, unit: bool = True) -> np.ndarray:
+    """(len(prefixes), d) mean of each prefix's item embeddings, scaled to unit length unless
+    unit=False (notebook 03).
 
     The no-extra-LLM sequence embedding. window: average only the last `window` items (e.g. the
-    model's max_len), None for all.
+    model's max_len: the reference embeds a prefix's max_len window), None for all.
     """
     out = np.zeros((len(prefixes), item_emb.shape[1]), np.float32)
     order = np.argsort(prefixes.users, kind="stable")
@@ -328,7 +338,7 @@ def mean_item_embedding(item_emb: np.ndarray, train_sequences, prefixes: PrefixS
         ends = prefixes.lengths[block]
         begins = np.zeros_like(ends) if window is None else np.maximum(ends - window, 0)
         out[block] = (running[ends] - running[begins]) / (ends - begins)[:, None]
-    return unit_rows(out)
+    return unit_rows(out) if unit else out
 
 
 def unit_rows(x) -> np.ndarray:
@@ -340,13 +350,16 @@ def unit_rows(x) -> np.ndarray:
 
 # ---------------------------------------------------------------- retrieval
 
-def top_k_neighbors(query_emb, base_emb, k: int, query_groups, base_groups, chunk_size: int = 2048) -> np.ndarray:
+def top_k_neighbors(query_emb, base_emb, k: int, query_groups, base_groups, chunk_size: int = 2048,
+                    device: str = "cpu") -> np.ndarray:
     """(Q, k) indices into base: cosine top-k among base rows of another group (notebook 03).
 
     Groups say what may not be retrieved: pass user rows to skip a user's own entries, item ids
-    to skip the item itself. Search over-fetches k + (base rows in the query's group), which
-    always leaves k valid candidates when the base holds them; when it holds fewer, they are
-    repeated in order (tiny pools only). A query whose group covers the whole base is an error.
+    to skip the item itself, entry indices to skip only the entry itself. Search over-fetches
+    k + (base rows in the query's group), which always leaves k valid candidates when the base
+    holds them; when it holds fewer, they are repeated in order (tiny pools only). A query whose
+    group covers the whole base is an error. device: "cpu" searches with faiss, "cuda" with
+    chunked matrix products on the GPU (a per-prefix pool of 100k+ entries in seconds).
     """
     query, base = unit_rows(query_emb), unit_rows(base_emb)
     query_groups, base_groups = np.asarray(query_groups), np.asarray(base_groups)
@@ -361,17 +374,28 @@ def top_k_neighbors(query_emb, base_emb, k: int, query_groups, base_groups, chun
     need = np.minimum(len(base), k + excluded)
     # Round up to powers of two: a handful of search calls instead of one per distinct size.
     fetch = np.minimum(len(base), 2 ** np.ceil(np.log2(need)).astype(np.int64))
-    import faiss  # here, not at the top: the trainer reads saved tables without faiss installed
-    index = faiss.IndexFlatIP(base.shape[1])  # inner product of unit vectors = cosine
-    index.add(base)
+    search = _torch_search(base, device) if device != "cpu" else _faiss_search(base)
     out = np.empty((len(query), k), np.int64)
     for size in np.unique(fetch):
         rows = np.flatnonzero(fetch == size)
         for start in range(0, len(rows), chunk_size):
             r = rows[start:start + chunk_size]
-            _, found = index.search(query[r], int(size))  # (len(r), size), best first
+            found = search(query[r], int(size))  # (len(r), size), best first
             out[r] = _first_valid(found, base_groups, query_groups[r], k)
     return out
+
+
+def _faiss_search(base):
+    import faiss  # here, not at the top: the trainer reads saved tables without faiss installed
+    index = faiss.IndexFlatIP(base.shape[1])  # inner product of unit vectors = cosine
+    index.add(base)
+    return lambda query, size: index.search(query, size)[1]
+
+
+def _torch_search(base, device):
+    import torch
+    base_t = torch.as_tensor(base, device=device)
+    return lambda query, size: (torch.as_tensor(query, device=device) @ base_t.T).topk(size, dim=1).indices.cpu().numpy()
 
 
 def _check_others(query_groups, base_groups) -> np.ndarray:
@@ -415,6 +439,32 @@ def build_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, description: 
                           pool_users=pool.users, pool_lengths=pool.lengths, pool_emb=unit_rows(pool_emb),
                           pool_neighbors=pool_neighbors(pool_emb, pool.users, pool_emb, pool, k),
                           description=description or f"cosine top-{k}, {pool.kind} pool")
+
+
+def prefix_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, exclude: str = "self", description: str = "",
+                  device: str = "cpu") -> SemanticTables:
+    """Per-prefix SemanticTables as the reference builds them (notebook 05).
+
+    pool: training_prefix_pool (one entry per training prefix); pool_emb: one embedding per
+    entry, kept as given (raw scale: the synthesizer sees it). Neighbours are the cosine top-k
+    among all pool entries except the entry itself (exclude="self", the reference: a user's
+    other prefixes are eligible) or except every entry of the anchor's user (exclude="user").
+    The reference takes rank 1..k of a top-k that includes the query, which drops the entry
+    itself unless an identical embedding ranks first; here the entry is always the one skipped.
+    """
+    if exclude not in ("self", "user"):
+        raise ValueError(f"exclude={exclude!r}; choose 'self' (the reference) or 'user'")
+    if len(pool_emb) != len(pool):
+        raise ValueError(f"pool_emb has {len(pool_emb)} rows for {len(pool)} pool entries")
+    groups = np.arange(len(pool)) if exclude == "self" else pool.users
+    ids = np.arange(1, len(item_emb))
+    item_nbrs = np.zeros((len(item_emb), k), np.int64)
+    item_nbrs[1:] = top_k_neighbors(item_emb[1:], item_emb[1:], k, ids, ids, device=device) + 1
+    return SemanticTables(
+        item_emb=np.asarray(item_emb, np.float32), item_neighbors=item_nbrs, pool_users=pool.users,
+        pool_lengths=pool.lengths, pool_emb=np.asarray(pool_emb, np.float32),
+        pool_neighbors=top_k_neighbors(pool_emb, pool_emb, k, groups, groups, device=device),
+        description=(description or "per-prefix tables") + f", cosine top-{k}, {exclude} excluded, per-prefix pool")
 
 
 def tables_path(artefact_dir, name: str) -> Path:
@@ -488,13 +538,9 @@ def collaborative_pool_neighbors(train_sequences, queries: PrefixSet, pool: Pref
     return out
 
 
-def collaborative_tables(train_sequences, n_items: int, pool: PrefixSet, k: int = 10, dim: int = 64,
-                         measure: str = "count") -> SemanticTables:
-    """Tables whose neighbours come from co-interaction instead of text (notebook 03).
-
-    Embeddings (for the learnable synthesizer) are a truncated SVD of the user-item matrix:
-    item factors, and for pool entries the mean of their items' factors.
-    """
+def item_svd_embedding(train_sequences, n_items: int, dim: int = 64) -> np.ndarray:
+    """(n_items + 1, dim) unit-length item factors of a truncated SVD of the training user-item
+    matrix, row 0 zeros: item vectors from interactions alone (notebook 03)."""
     from scipy.sparse.linalg import svds
     matrix = incidence(train_sequences, user_pool(train_sequences), n_items).astype(np.float64)
     dim = min(dim, min(matrix.shape) - 1)
@@ -502,6 +548,18 @@ def collaborative_tables(train_sequences, n_items: int, pool: PrefixSet, k: int 
     _, values, vt = svds(matrix, k=dim, v0=np.ones(min(matrix.shape)) / np.sqrt(min(matrix.shape)))
     item_emb = unit_rows(vt.T * np.sqrt(values))
     item_emb[0] = 0
+    return item_emb
+
+
+def collaborative_tables(train_sequences, n_items: int, pool: PrefixSet, k: int = 10, dim: int = 64,
+                         measure: str = "count") -> SemanticTables:
+    """Tables whose neighbours come from co-interaction instead of text (notebook 03).
+
+    Embeddings (for the learnable synthesizer) are a truncated SVD of the user-item matrix:
+    item factors, and for pool entries the mean of their items' factors.
+    """
+    item_emb = item_svd_embedding(train_sequences, n_items, dim)
+    dim = item_emb.shape[1]
     return SemanticTables(
         item_emb=item_emb, item_neighbors=cooccurrence_item_neighbors(train_sequences, n_items, k, measure),
         pool_users=pool.users, pool_lengths=pool.lengths,

@@ -11,7 +11,8 @@ One step, all on the training device with no Python loop over samples:
 4. encode anchors, candidates and views in ONE encoder call, then split the (B + Bk + 2B, D)
    output into its parts;
 5. L_rec = softmax cross-entropy over all items; L_cross = InfoNCE(anchor, synthesized
-   positive); L_intra = NT-Xent(view 1, view 2).
+   positive), or, as the reference does (cross_loss="nt_xent"), NT-Xent between a second
+   dropout pass of the anchor and the positive; L_intra = NT-Xent(view 1, view 2).
 With alpha = beta = 0 nothing but step 1 and L_rec runs, and the random number streams are
 used exactly as in plain SASRec training.
 """
@@ -27,12 +28,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .losses import SYNTHESIZER_MODES, SampleSynthesizer, cl4srec_augment, info_nce, nt_xent, semantic_substitute
+from .losses import (SYNTHESIZER_INITS, SYNTHESIZER_MODES, SampleSynthesizer, cl4srec_augment, info_nce, nt_xent,
+                     semantic_substitute)
 from .metrics import full_ranks, metric_names, metrics_from_ranks
 from .model import ModelConfig, build_model, check_item_ids
 
 INTRA_AUGMENTATIONS = ("semantic", "cl4srec", "none")
 POOL_MATCHES = ("auto", "user", "prefix")
+CROSS_LOSSES = ("info_nce", "nt_xent")
+EARLY_STOPS = ("strict", "recbole")
 CHECKPOINT_FORMAT = "sracl-lite-checkpoint-1"
 TABLE_NAMES = ("item_neighbors", "entry", "pool_neighbors", "pool_inputs", "pool_emb")
 
@@ -47,6 +51,12 @@ class TrainConfig:
     epochs: int = 100               # upper bound; early stopping usually ends sooner
     patience: int = 10              # epochs without a better validation metric before stopping
     valid_metric: str = "MRR@10"    # model selection (reference: MRR@10; NDCG@10 is the alternative)
+    early_stop: str = "strict"      # "strict": better means strictly higher, stop after `patience` epochs
+                                    # without (ours); "recbole": the reference's rule (RecBole's
+                                    # early_stopping): metric rounded to 4 decimals, a tie counts as better (the
+                                    # later epoch is kept), stop after more than `patience` epochs without
+    exclude_history: bool = True    # evaluation: the user's history is no candidate (ours); False ranks all
+                                    # items, as the reference does (its results need this to compare)
     eval_every: int = 1             # validate every n epochs (and always after the last)
     alpha: float = 0.1              # weight of the cross-sequence loss (reference 0.1); 0 turns it off
     beta: float = 0.1               # weight of the intra-sequence loss (reference 0.1); 0 turns it off
@@ -54,6 +64,11 @@ class TrainConfig:
     k: Optional[int] = None         # neighbours used per anchor / item; None = all in the tables
     synthesizer: str = "learned"    # "learned" (paper) | "uniform" (the w/o-synthesizer ablation)
     synth_dropout: float = 0.5      # dropout on the synthesizer's weights (reference 0.5)
+    synth_init: str = "small"       # "small": weights start near uniform (ours); "xavier": W and a Xavier-
+                                    # uniform, gain 1.414 (reference); see losses.SampleSynthesizer
+    cross_loss: str = "info_nce"    # "info_nce": the next-item pass's anchors vs their positives, B x B, one
+                                    # direction (ours); "nt_xent": a second dropout pass of the anchors vs the
+                                    # positives, symmetric over 2B rows, 2B - 2 negatives (reference)
     intra_aug: str = "semantic"     # "semantic" (SRA-CL) | "cl4srec" (crop/mask/reorder) | "none"
     sub_prob: float = 0.2           # per-item substitution probability (reference 0.2)
     pool_match: str = "auto"        # prefix -> pool entry: "user" (per-user profiles), "prefix", or detect
@@ -83,6 +98,10 @@ class TrainConfig:
                              "(alpha=0 turns the cross-sequence branch off)")
         if self.intra_aug not in INTRA_AUGMENTATIONS:
             raise ValueError(f"TrainConfig.intra_aug={self.intra_aug!r}; choose one of {INTRA_AUGMENTATIONS}")
+        for name, allowed in (("synth_init", SYNTHESIZER_INITS), ("cross_loss", CROSS_LOSSES),
+                              ("early_stop", EARLY_STOPS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}; choose one of {allowed}")
         if self.pool_match not in POOL_MATCHES:
             raise ValueError(f"TrainConfig.pool_match={self.pool_match!r}; choose one of {POOL_MATCHES}")
         if self.valid_metric not in metric_names():
@@ -118,6 +137,10 @@ class TrainConfig:
     @property
     def uses_intra(self) -> bool:
         return self.beta > 0 and self.intra_aug != "none"
+
+    @property
+    def second_anchor_pass(self) -> bool:
+        return self.alpha > 0 and self.cross_loss == "nt_xent"
 
 
 @dataclass
@@ -272,8 +295,8 @@ class Trainer:
         self.model = build_model(config.model, ds.n_items, L).to(device)
         self.synthesizer = None
         if config.alpha > 0:
-            self.synthesizer = SampleSynthesizer(self.pool_emb.shape[1], config.model.hidden,
-                                                 config.synthesizer, config.synth_dropout).to(device)
+            self.synthesizer = SampleSynthesizer(self.pool_emb.shape[1], config.model.hidden, config.synthesizer,
+                                                 config.synth_dropout, config.synth_init).to(device)
         params = list(self.model.parameters()) + (list(self.synthesizer.parameters()) if self.synthesizer else [])
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
                                           fused=device.type == "cuda")
@@ -328,12 +351,15 @@ class Trainer:
 
     def _batch(self, idx):
         """Gather the step's inputs for the prefixes `idx` (B,): every sequence to encode, in one
-        (B + C + 2B, L) tensor, the targets, the semantic embeddings of anchors and candidates, and
+        (B [+ B] + C + 2B, L) tensor (anchors, their second pass for cross_loss="nt_xent",
+        candidates, views), the targets, the semantic embeddings of anchors and candidates, and
         where each anchor's k candidates sit among the C candidate rows (None: C = Bk in order)."""
         config = self.config
         x, y = self.inputs[idx], self.targets[idx]                               # (B, L), (B,)
         B, L = x.shape
         parts, anchor_sem, cand_sem, cand_index = [x], None, None, None
+        if config.second_anchor_pass:
+            parts.append(x)                                                      # its own dropout masks
         if config.alpha > 0:
             entry = self.entry[idx]                                              # (B,)
             cand = self.pool_neighbors[entry]                                    # (B, k)
@@ -359,13 +385,17 @@ class Trainer:
         total, zero = rec, rec.new_zeros(())
         cross = intra = zero
         if config.alpha > 0:
-            C = len(reps) - B - (2 * B if config.uses_intra else 0)
-            cand_reps = reps[B:B + C]                                            # (C, D)
+            first = 2 * B if config.second_anchor_pass else B                    # first candidate row
+            C = len(reps) - first - (2 * B if config.uses_intra else 0)
+            cand_reps = reps[first:first + C]                                    # (C, D)
             cand_reps = (cand_reps.view(B, self.k, -1) if cand_index is None
                          else cand_reps[cand_index])                             # (B, k, D)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 positive = self.synthesizer(anchor_sem, cand_sem, cand_reps)     # (B, D)
-            cross = info_nce(anchor, positive, config.temperature)
+            if config.second_anchor_pass:
+                cross = nt_xent(reps[B:2 * B], positive, config.temperature)
+            else:
+                cross = info_nce(anchor, positive, config.temperature)
             total = total + config.alpha * cross
         if config.uses_intra:
             intra = nt_xent(reps[-2 * B:-B], reps[-B:], config.temperature)
@@ -402,11 +432,16 @@ class Trainer:
         return {"epoch": self.epoch, "loss": total, "rec": rec, "cross": cross, "intra": intra,
                 "train_seconds": time.perf_counter() - start, "steps": len(firsts)}
 
-    def evaluate(self, split: str = "valid"):
-        """Full-ranking metrics and per-user ranks of the current model on 'valid' or 'test'."""
+    def evaluate(self, split: str = "valid", exclude_history: bool = None):
+        """Full-ranking metrics and per-user ranks of the current model on 'valid' or 'test'.
+
+        exclude_history: None follows the config; True removes the user's history from the
+        candidates (ours), False ranks all items (the reference's protocol)."""
         if split not in self.eval_data:
             raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
         inputs, targets, history = self.eval_data[split]
+        if not (self.config.exclude_history if exclude_history is None else exclude_history):
+            history = None
         ranks = full_ranks(self.model, inputs, targets, history, self.config.eval_batch_size, self.device)
         return metrics_from_ranks(ranks), ranks
 
@@ -433,14 +468,19 @@ class Trainer:
                 start = time.perf_counter()
                 metrics, _ = self.evaluate("valid")
                 record.update(metrics, eval_seconds=time.perf_counter() - start)
-                if metrics[config.valid_metric] > best:
-                    best, best_epoch, best_state = metrics[config.valid_metric], epoch, self.state()
+                score = metrics[config.valid_metric]
+                if config.early_stop == "recbole":
+                    score = round(score, 4)
+                if score > best or (config.early_stop == "recbole" and score == best):
+                    best, best_epoch, best_state = score, epoch, self.state()
                     if config.checkpoint:
                         self.save_checkpoint(config.checkpoint, metrics)
                 shown = {config.valid_metric: f"{metrics[config.valid_metric]:.4f}"}
                 bar.set_postfix(loss=f"{record['loss']:.3f}", **shown, best=best_epoch)
             history.append(record)
-            if epoch - best_epoch >= config.patience and best_state is not None:
+            waited = epoch - best_epoch
+            if best_state is not None and (waited > config.patience if config.early_stop == "recbole"
+                                           else waited >= config.patience):
                 break
         bar.close()
         self.load_state(best_state)
@@ -524,8 +564,29 @@ PROFILES = {
 }
 
 
-def profile_config(profile: str, **overrides) -> TrainConfig:
-    """TrainConfig of a named profile ("cpu" or "paper", see PROFILES) with `overrides` (notebooks 04-06)."""
+# Method presets: which SRA-CL. "default" is this project's form; "reference" is the authors'
+# implementation (github.com/ziqiangcui/SRA-CL, recommender_code/) option by option: per-prefix
+# pool (tables from retrieval.prefix_tables, exclusion "self"), second anchor pass with 2B NT-Xent,
+# Xavier-initialised synthesizer, all items ranked, RecBole's early stopping, and its
+# hyper-parameters (which are also our defaults, spelled out so that they cannot drift).
+PRESETS = {
+    "default": {},
+    "reference": {"pool_match": "prefix", "cross_loss": "nt_xent", "synth_init": "xavier",
+                  "exclude_history": False, "early_stop": "recbole", "max_len": 20, "batch_size": 256,
+                  "lr": 1e-3, "weight_decay": 0.0, "epochs": 100, "patience": 10, "valid_metric": "MRR@10",
+                  "alpha": 0.1, "beta": 0.1, "temperature": 1.0, "k": 10, "sub_prob": 0.2, "synth_dropout": 0.5,
+                  "intra_aug": "semantic", "synthesizer": "learned",
+                  "model": {"backbone": "sasrec", "hidden": 64, "n_layers": 2, "n_heads": 2, "ffn": 256,
+                            "dropout": 0.5, "attn_dropout": 0.5, "layer_norm_eps": 1e-12, "init_std": 0.02}},
+}
+
+
+def profile_config(profile: str, preset: str = "default", **overrides) -> TrainConfig:
+    """TrainConfig of a run profile ("cpu" or "paper", see PROFILES) and a method preset ("default" or
+    "reference", see PRESETS), with `overrides` on top (notebooks 04-06)."""
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r}; choose one of {tuple(PROFILES)} (SRACL_PROFILE)")
-    return TrainConfig(**{**PROFILES[profile], **overrides})
+    if preset not in PRESETS:
+        raise ValueError(f"preset {preset!r}; choose one of {tuple(PRESETS)} (SRACL_PRESET)")
+    # The profile comes after the preset: it sets the budget (epochs, prefixes), the preset the method.
+    return TrainConfig(**{**PRESETS[preset], **PROFILES[profile], **overrides})

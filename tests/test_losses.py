@@ -130,3 +130,39 @@ def test_cl4srec_operators():
     assert (shuffled != x).any()
     views = cl4srec_augment(x, mask_id=41, generator=g)
     assert views.shape == x.shape and (views[x == 0] == 0).all()
+
+
+def test_nt_xent_is_the_references_2b_formulation():
+    """The reference's utils.info_nce: logits [positive | 2B - 2 negatives], label 0, rows [z_i; z_j]."""
+    torch.manual_seed(0)
+    z_i, z_j = torch.randn(3, 4), torch.randn(3, 4)
+    B, z = 3, torch.cat([z_i, z_j])
+    sim = z @ z.T
+    rows = []
+    for r in range(2 * B):
+        partner = (r + B) % (2 * B)
+        negatives = [sim[r, c] for c in range(2 * B) if c not in (r, partner)]
+        logits = torch.stack([sim[r, partner], *negatives])
+        rows.append(-torch.log_softmax(logits, 0)[0])
+    assert nt_xent(z_i, z_j).item() == pytest.approx(torch.stack(rows).mean().item(), rel=1e-6)
+
+
+def test_reference_initialised_synthesizer_is_far_from_uniform_on_raw_inputs():
+    torch.manual_seed(0)
+    k, d = 10, 1024
+    raw = torch.tanh(3 * torch.randn(64, k + 1, d))        # scale of SimCSE pooler outputs: norm about 30
+    anchor, cands = raw[:, 0], raw[:, 1:]
+
+    def entropy_share(init):
+        synth = SampleSynthesizer(d, 64, init=init).eval()
+        with torch.no_grad():
+            w = synth.weights(anchor, cands)
+        return float((-(w * w.log()).sum(1) / math.log(k)).mean())
+    assert entropy_share("xavier") < 0.8, "reference init should give clearly non-uniform weights"
+    assert entropy_share("small") > 0.99, "our init starts near uniform"
+    synth = SampleSynthesizer(d, 64, init="xavier")
+    bound = 1.414 * math.sqrt(6 / (d + 64))
+    assert synth.project.weight.abs().max() <= bound and synth.project.weight.abs().max() > 0.9 * bound
+    assert synth.attn.abs().max() <= 1.414 * math.sqrt(6 / (2 * 64 + 1))
+    with pytest.raises(ValueError, match="synthesizer init"):
+        SampleSynthesizer(d, 64, init="zeros")

@@ -278,3 +278,48 @@ def test_minilm_loads_offline_and_ranks_related_texts_closer():
     assert emb.shape == (3, 384) and encoder.dim == 384
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     assert emb[0] @ emb[1] > emb[0] @ emb[2]
+
+
+def test_training_prefix_pool_is_the_training_prefixes():
+    sequences = [np.array([1, 2, 3]), np.array([4]), np.array([5, 6])]
+    pool = R.training_prefix_pool(sequences)
+    assert pool.keys() == [(0, 1), (0, 2), (2, 1)], "(u, len) would be followed by the validation item"
+
+
+def test_no_pool_entry_of_any_kind_holds_a_validation_or_test_item():
+    from sracl_lite.data import PrepConfig, SequenceData
+    import pandas as pd
+    rng = np.random.default_rng(3)
+    rows = [(u, int(i), t) for u in range(12) for t, i in enumerate(rng.choice(np.arange(1, 40), 8, replace=False))]
+    ds = SequenceData.from_interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]), "toy",
+                                        config=PrepConfig(3, 1))
+    for pool in (R.user_pool(ds.train_sequences), R.prefix_pool(ds.train_sequences),
+                 R.training_prefix_pool(ds.train_sequences)):
+        for i in range(len(pool)):
+            held_out = {ds.valid_targets[pool.users[i]], ds.test_targets[pool.users[i]]}
+            assert not held_out & set(pool.items(ds.train_sequences, i).tolist()), (pool.kind, pool.keys()[i])
+    pool = R.training_prefix_pool(ds.train_sequences)
+    nexts = [ds.train_sequences[u][t] for u, t in pool.keys()]  # would raise past the training items
+    assert len(nexts) == len(ds.train_prefixes(20).targets)
+
+
+def test_prefix_tables_self_exclusion_keeps_the_users_other_prefixes_but_never_the_anchor():
+    rng = np.random.default_rng(0)
+    sequences = random_sequences(n_users=5, n_items=15, seed=1)
+    pool = R.training_prefix_pool(sequences)
+    item_emb = np.vstack([np.zeros((1, 6)), rng.standard_normal((15, 6))]).astype(np.float32)
+    # Unnormalised, like the reference's SimCSE outputs; the tables keep the scale.
+    pool_emb = 7.0 * R.mean_item_embedding(item_emb, sequences, pool, window=4, unit=False)
+    own = R.prefix_tables(item_emb, pool, pool_emb, k=3, exclude="self")
+    strict = R.prefix_tables(item_emb, pool, pool_emb, k=3, exclude="user")
+    anchors = np.arange(len(pool))[:, None]
+    assert not (own.pool_neighbors == anchors).any(), "the anchor itself is never its neighbour"
+    assert (pool.users[own.pool_neighbors] == pool.users[:, None]).any(), \
+        "a user's other prefixes are eligible (the reference's DuoRec-like positive)"
+    assert not (pool.users[strict.pool_neighbors] == pool.users[:, None]).any()
+    assert np.allclose(own.pool_emb, pool_emb), "raw scale kept for the synthesizer"
+    cosine = R.unit_rows(pool_emb) @ R.unit_rows(pool_emb).T
+    np.fill_diagonal(cosine, -np.inf)
+    found = np.take_along_axis(cosine, own.pool_neighbors, axis=1)
+    assert np.allclose(found, -np.sort(-cosine, axis=1)[:, :3], atol=1e-5), "exact cosine top-k (ties in any order)"
+    assert own.item_neighbors.shape == (16, 3) and not (own.item_neighbors[1:] == np.arange(1, 16)[:, None]).any()

@@ -182,3 +182,54 @@ def test_profiles_differ_only_in_budget():
     assert cpu.max_train_prefixes and cpu.epochs < paper.epochs
     with pytest.raises(ValueError, match="profile 'gpu'"):
         profile_config("gpu")
+
+
+def test_reference_preset_second_anchor_pass_and_nt_xent(ds):
+    from sracl_lite import retrieval as R
+    from sracl_lite.losses import nt_xent
+    rng = np.random.default_rng(0)
+    pool = R.training_prefix_pool(ds.train_sequences)
+    item_emb = rng.standard_normal((ds.n_items + 1, 12)).astype(np.float32)
+    tables = R.prefix_tables(item_emb, pool, R.mean_item_embedding(item_emb, ds.train_sequences, pool, 6, unit=False),
+                             k=3, exclude="self")
+    cfg = profile_config("paper", "reference", model=TINY_MODEL, max_len=6, batch_size=16, epochs=2, k=3,
+                         progress=False, device="cpu")
+    assert (cfg.cross_loss, cfg.synth_init, cfg.exclude_history, cfg.early_stop) == ("nt_xent", "xavier", False,
+                                                                                     "recbole")
+    trainer = Trainer(ds, cfg, tables)
+    calls, encode = [], trainer.model.encode
+    trainer.model.encode = lambda seqs: calls.append(tuple(seqs.shape)) or encode(seqs)
+    trainer.train_epoch(max_steps=1)
+    assert calls == [(16 * (1 + 1 + 3 + 2), 6)], "anchors, their second pass, k candidates, two views"
+    trainer.model.encode = encode
+    # The cross loss is NT-Xent between the second pass and the synthesized positive.
+    trainer.model.eval(), trainer.synthesizer.eval()
+    idx = torch.arange(16)
+    seqs, y, anchor_sem, cand_sem, cand_index = trainer._batch(idx)
+    assert torch.equal(seqs[:16], seqs[16:32])
+    reps = encode(seqs)
+    positive = trainer.synthesizer(anchor_sem, cand_sem, reps[32:32 + 48].view(16, 3, -1))
+    torch.manual_seed(0)
+    _, _, cross, _ = trainer._losses(seqs, y, anchor_sem, cand_sem, cand_index)
+    assert cross.item() == pytest.approx(nt_xent(reps[16:32], positive).item(), rel=1e-5)
+
+
+def test_recbole_early_stopping_keeps_ties_and_waits_one_epoch_more(ds, monkeypatch):
+    # Validation MRR@10 by epoch: 0.10004 rounds to 0.1, a tie with epoch 2 under RecBole's rule.
+    scripted = {1: 0.10004, 2: 0.1}
+    for rule, best_epoch, epochs_run in (("strict", 1, 3), ("recbole", 2, 5)):
+        trainer = Trainer(ds, config(alpha=0.0, beta=0.0, epochs=8, patience=2, early_stop=rule))
+        real = trainer.evaluate
+        monkeypatch.setattr(trainer, "evaluate", lambda split="valid", exclude_history=None, t=trainer, e=real: (
+            {**e(split)[0], "MRR@10": scripted.get(t.epoch, 0.09)}, e(split)[1]))
+        result = trainer.fit()
+        assert (result.best_epoch, len(result.history)) == (best_epoch, epochs_run), rule
+
+
+def test_exclude_history_off_ranks_all_items(ds, tables):
+    trainer = Trainer(ds, config(alpha=0.0, beta=0.0))
+    _, ours = trainer.evaluate("test")
+    _, all_items = trainer.evaluate("test", exclude_history=False)
+    assert (all_items >= ours).all() and (all_items > ours).any(), "history items can only rank above the target"
+    assert Trainer(ds, config(alpha=0.0, beta=0.0, exclude_history=False)).evaluate("test")[1].tolist() == \
+        all_items.tolist()
