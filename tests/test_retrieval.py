@@ -323,3 +323,17 @@ def test_prefix_tables_self_exclusion_keeps_the_users_other_prefixes_but_never_t
     found = np.take_along_axis(cosine, own.pool_neighbors, axis=1)
     assert np.allclose(found, -np.sort(-cosine, axis=1)[:, :3], atol=1e-5), "exact cosine top-k (ties in any order)"
     assert own.item_neighbors.shape == (16, 3) and not (own.item_neighbors[1:] == np.arange(1, 16)[:, None]).any()
+
+
+def test_prefix_tables_rank0_is_the_references_literal_rule():
+    # entries 0 and 1 share an embedding (equal windows); 2 and 3 are distinct
+    pool = R.PrefixSet(np.array([0, 1, 2, 3]), np.array([1, 1, 1, 1]), "prefix")
+    pool_emb = np.array([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], np.float32)
+    item_emb = np.vstack([np.zeros(2), pool_emb]).astype(np.float32)
+    literal = R.prefix_tables(item_emb, pool, pool_emb, k=2, exclude="rank0").pool_neighbors
+    strict = R.prefix_tables(item_emb, pool, pool_emb, k=2, exclude="self").pool_neighbors
+    assert literal[2][0] == 3 and literal[2][1] in (0, 1), "rank 0 (itself) dropped, then by cosine"
+    assert (literal[:2] == np.arange(2)[:, None]).any(), "with a tie one of the twins keeps itself"
+    assert not (strict == np.arange(4)[:, None]).any()
+    with pytest.raises(ValueError, match="rank0"):
+        R.prefix_tables(item_emb, pool, pool_emb, k=2, exclude="none")
