@@ -34,9 +34,11 @@ Each authors' run checkpoints every epoch (model, optimizer, random states, best
 epoch's losses and validation result) and resumes from there when started again: epochs already
 done are replayed from the log, then training continues. Our runs are short and restart.
 
-Output: one CSV row per run: implementation, seed, epochs, best epoch, seconds per epoch, test
-HR/NDCG@5/10/20 and MRR@20 ranking all items (the authors' protocol), and for our runs the same
-metrics with the user's history removed (ours, columns `ours_*`).
+Output: one CSV row per run: implementation, seed, epochs, best epoch, seconds per epoch, best
+validation MRR@10, test HR/NDCG@5/10/20 and MRR@20 ranking all items (the authors' protocol), and
+for our runs the same metrics with the user's history removed (ours, columns `ours_*`).
+`--progress FILE` instead writes the authors' per-epoch validation results found in the
+checkpoints (runs not finished yet).
 """
 import argparse
 import ast
@@ -296,7 +298,23 @@ def authors_result(run_dir: Path, seed: int) -> dict:
     best = max(i for i, s in enumerate(scores) if s == max(scores)) + 1   # ties: the later epoch (>=)
     return {"implementation": "authors", "seed": seed, "epochs": len(log), "best_epoch": best,
             "seconds_per_epoch": round(float(np.median(times)), 2) if times else np.nan,
+            "valid_MRR@10": max(scores),
             **{ours: test[theirs] for theirs, ours in AUTHORS_NAMES.items()}}
+
+
+def write_progress(work: Path, out: Path):
+    """One row per finished epoch of each authors' run: seconds and validation metrics (all items)."""
+    rows = []
+    for log in sorted(Path(work).glob("authors_seed*/state.jsonl")):
+        seed = int(log.parent.name.removeprefix("authors_seed"))
+        for entry in map(json.loads, log.read_text().splitlines()):
+            rows.append({"implementation": "authors", "seed": seed, "epoch": entry["epoch"] + 1,
+                         "train_seconds": round(entry["seconds"], 2),
+                         **{f"valid_{AUTHORS_NAMES.get(k, k)}": v for k, v in entry["result"].items()}})
+    if not rows:
+        sys.exit(f"{work}: no authors' checkpoints (authors_seed*/state.jsonl) found")
+    pd.DataFrame(rows).to_csv(out, index=False)
+    print(f"wrote {out}: {len(rows)} epochs of {len({r['seed'] for r in rows})} runs")
 
 
 def our_tables(ds, items_authors: np.ndarray, device: str):
@@ -320,6 +338,7 @@ def run_ours(ds, tables, seed: int, device: str, compile_mode) -> dict:
     seconds = [r["train_seconds"] for r in result.history]
     return {"implementation": "sracl-lite reference", "seed": seed, "epochs": len(result.history),
             "best_epoch": result.best_epoch, "seconds_per_epoch": round(float(np.median(seconds[1:] or seconds)), 2),
+            "valid_MRR@10": round(result.valid["MRR@10"], 4),
             **{m: round(test[m], 4) for m in REPORTED}, **{f"ours_{m}": round(ours[m], 4) for m in REPORTED}}
 
 
@@ -335,7 +354,12 @@ def main(argv=None):
     parser.add_argument("--recbole-wheel", default=None, help="recbole-1.2.1 wheel, if recbole is not installed")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "build" / "reference_check")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "reference_check.csv")
+    parser.add_argument("--progress", type=Path, default=None, help="write the authors' per-epoch validation "
+                        "results from the checkpoints in --work-dir to this CSV, and stop")
     args = parser.parse_args(argv)
+    if args.progress:
+        write_progress(args.work_dir, args.progress)
+        return
     if not args.reference_dir:
         parser.error("--reference-dir DIR is required: git clone https://github.com/ziqiangcui/SRA-CL DIR")
     if not torch.cuda.is_available():

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build" / "notebooks"
 # Terminal control in progress-bar output: cursor up, other escape sequences, carriage return, newline.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STREAM_TOKEN = re.compile(r"\x1b\[A|\x1b\[[0-9;]*[A-Za-z]|\r|\n|[^\r\n\x1b]+")
 
 
@@ -77,7 +78,12 @@ def failure_line(notebook, error: CellExecutionError) -> str:
     failed = next((n for n, c in enumerate(code_cells, 1)
                    if any(o.output_type == "error" for o in c.get("outputs", []))), None)
     where = f"code cell {failed}" if failed else "a cell"
-    return f"{where}: {error.ename}: {str(error.evalue).strip().splitlines()[-1] if error.evalue else ''}"
+    message = str(error.evalue).strip().splitlines()[-1] if str(error.evalue).strip() else ""
+    if not message:  # a bare assert: name the failing line instead
+        lines = [ANSI.sub("", line) for line in str(error).splitlines()]
+        marked = [line.split(maxsplit=2)[-1] for line in lines if re.match(r"\s*-+> ", line)]
+        message = f"at `{marked[-1].strip()}`" if marked else "(no message)"
+    return f"{where}: {error.ename}: {message}"
 
 
 def run(py_path: Path, out_dir: Path, update: bool):

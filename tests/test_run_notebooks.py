@@ -34,3 +34,10 @@ def test_default_run_writes_outside_the_notebooks(tmp_path):
     stdout, stderr = jupytext.read(tmp_path / "out" / "99_fine.ipynb").cells[0].outputs
     assert stdout.text == "a\n\nb\n", "stdout (compared by the tests) must stay as printed"
     assert stderr.text == "y\n"
+
+
+def test_bare_assert_names_its_line(tmp_path):
+    source = tmp_path / "99_assert.py"
+    source.write_text("# %%\nx = 1\nassert x == 2\n")
+    _, error = run(source, tmp_path / "out", update=False)
+    assert error == "code cell 1: AssertionError: at `assert x == 2`"
