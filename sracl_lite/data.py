@@ -416,7 +416,9 @@ def amazon_item(record: dict) -> dict:
 def read_csv_pair(interactions_path, items_path):
     """Local data: interactions CSV (user_id,item_id,timestamp) + items CSV (item_id,title,...).
 
-    Extra item columns become part of the item text; a 'categories' column is split on '|'.
+    Ids may be integers or text (Amazon's 'B00005N7P0'); they are re-indexed later and kept as
+    raw ids. Timestamps may be integer or float Unix seconds, or ISO-8601 dates. Extra item
+    columns become part of the item text; a 'categories' column is split on '|'.
     """
     if interactions_path is None or items_path is None:
         raise ValueError("dataset 'csv' needs interactions_path= (user_id,item_id,timestamp) and "
@@ -428,21 +430,33 @@ def read_csv_pair(interactions_path, items_path):
         if not path.exists():
             raise FileNotFoundError(f"{path}: {label} file not found")
         try:
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:
             raise ValueError(f"{path}: empty file; expected a header {','.join(required)}") from None
+        except pd.errors.ParserError as error:
+            raise ValueError(f"{path}: not a well-formed CSV ({str(error).strip()}); put a field that holds commas, "
+                             'quotes or line breaks in double quotes and double the quotes inside it ("a ""b"", c")'
+                             ) from None
         frame.columns = [str(c).strip() for c in frame.columns]
         check_columns(frame, required, str(path))
         if frame.empty:
             raise ValueError(f"{path}: header only, no rows")
-        for column in ("user_id", "item_id", "timestamp") if label == "interactions" else ("item_id",):
-            values = pd.to_numeric(frame[column], errors="coerce")
-            bad = values.isna() | (values < 0) | (values != values.round())
-            if bad.any():
-                raise ValueError(f"{path}: column '{column}' must hold non-negative integers; "
-                                 f"{int(bad.sum())} rows do not (first: {frame.loc[bad, column].iloc[0]!r})")
-            frame[column] = values.astype(np.int64)
+        ids = ("user_id", "item_id") if label == "interactions" else ("item_id",)
+        for column in ids:
+            frame[column] = frame[column].str.strip()
+            empty = frame[column] == ""
+            if empty.any():
+                raise ValueError(f"{path}: column '{column}' is empty in {int(empty.sum())} rows (first: file line "
+                                 f"{int(np.flatnonzero(empty)[0]) + 2}); fill or drop those rows")
+        if label == "interactions":
+            frame["timestamp"] = parse_timestamps(frame["timestamp"], path)
         frames[label] = frame
+    # Integer ids stay integers (so 9 sorts before 10); any other id makes both files' ids text.
+    for column, labels in (("user_id", ["interactions"]), ("item_id", ["interactions", "items"])):
+        numbers = [pd.to_numeric(frames[label][column], errors="coerce") for label in labels]
+        if all(n.notna().all() and (n >= 0).all() and (n == n.round()).all() for n in numbers):
+            for label, n in zip(labels, numbers):
+                frames[label][column] = n.astype(np.int64)
     items = frames["items"]
     extra = [c for c in items.columns if c not in ("item_id", "title", "categories")]
     categories = (items["categories"].fillna("").astype(str).str.split("|").map(lambda c: [x for x in c if x])
@@ -452,6 +466,24 @@ def read_csv_pair(interactions_path, items_path):
         "text": [attribute_text(title=row["title"], categories=cats, **{c: row[c] for c in extra})
                  for (_, row), cats in zip(items.iterrows(), categories)]})
     return frames["interactions"], items, [Path(interactions_path), Path(items_path)]
+
+
+def parse_timestamps(values: pd.Series, path) -> pd.Series:
+    """Unix seconds (integer or float) or ISO-8601 dates -> float seconds; the first value that is
+    neither is an error naming its file line."""
+    text = values.str.strip()
+    seconds = pd.to_numeric(text, errors="coerce")
+    if seconds.notna().all():
+        return seconds.astype(np.float64)
+    dates = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    if dates.notna().all():
+        return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    # The form most values have decides which value is named as the wrong one.
+    wrong = seconds.isna() if seconds.notna().sum() >= dates.notna().sum() else dates.isna()
+    bad = int(np.flatnonzero(wrong)[0])
+    raise ValueError(f"{path}: column 'timestamp', file line {bad + 2}: {values.iloc[bad]!r} is neither Unix seconds "
+                     "nor an ISO-8601 date; use one form for the whole column, e.g. 1398902400 or "
+                     "2014-05-01T00:00:00Z")
 
 
 # ---------------------------------------------------------------- artefacts
@@ -504,15 +536,20 @@ def read_id_pairs(path):
 
 def load_dataset(name: str, data_dir=None, rebuild: bool = False, allow_download: bool = True,
                  min_user_interactions: int = 5, min_item_interactions: int = 5,
-                 interactions_path=None, items_path=None) -> SequenceData:
+                 interactions_path=None, items_path=None, label: str = None) -> SequenceData:
     """Load a processed dataset, building (and saving) it when no matching artefact exists.
 
     name: one of DATASET_NAMES. Raw files live under data_dir/raw (downloads land there),
     artefacts under data_dir/processed/<name>. data_dir defaults to $SRACL_DATA_DIR or the
-    repository's data/ folder.
+    repository's data/ folder. A 'csv' dataset is named by `label` (default: 'csv-' and the
+    interactions file's name), so that two datasets of your own never share a folder.
     """
     data_dir = resolve_data_dir(data_dir)
     interactions, items, sources = read_source(name, data_dir, allow_download, interactions_path, items_path)
+    if name == "csv":
+        name = label or "csv-" + re.sub(r"[^a-z0-9]+", "-", Path(interactions_path).stem.lower()).strip("-")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise ValueError(f"label={name!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
     config = PrepConfig(min_user_interactions, min_item_interactions)
     expected = {"dataset": name, "preprocess_version": PREPROCESS_VERSION, "config": asdict(config),
                 "sources": [{"file": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in sources]}

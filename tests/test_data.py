@@ -155,12 +155,21 @@ def test_bad_inputs(tmp_path):
     inter.write_text("user_id,item_id,timestamp\n")
     with pytest.raises(ValueError, match="header only"):
         load()
-    inter.write_text("user_id,item_id,timestamp\n1,abc,3\n")
-    with pytest.raises(ValueError, match="'item_id' must hold non-negative integers.*'abc'"):
+    inter.write_text("user_id,item_id,timestamp\n1,abc,3\n1,10,4\n1,11,5\n")   # a text id the items lack
+    with pytest.raises(ValueError, match=r"no row in the item table \(e.g. \['abc'\]\)"):
         load()
-    inter.write_text("user_id,item_id,timestamp\n-1,2,3\n")
-    with pytest.raises(ValueError, match="'user_id' must hold non-negative integers"):
+    inter.write_text("user_id,item_id,timestamp\n1,10,3\n1,11,yesterday\n")
+    with pytest.raises(ValueError, match=r"interactions.csv: column 'timestamp', file line 3: 'yesterday' is neither"):
         load()
+    inter.write_text("user_id,item_id,timestamp\n1,10,3\n,11,4\n")
+    with pytest.raises(ValueError, match=r"column 'user_id' is empty in 1 rows \(first: file line 3\)"):
+        load()
+    inter.write_text("user_id,item_id,timestamp\n1,10,3\n1,11,4\n")
+    good_items = items.read_text()
+    items.write_text('item_id,title\n10,"Unclosed, quote\n11,B\n')
+    with pytest.raises(ValueError, match=r"items.csv: not a well-formed CSV .*double quotes"):
+        load()
+    items.write_text(good_items)
     inter.write_text("user_id,item_id,timestamp\n1,10,3\n1,99,4\n1,11,5\n")
     with pytest.raises(ValueError, match=r"1 interacted item ids have no row in the item table \(e.g. \[99\]\)"):
         load()
@@ -193,7 +202,7 @@ def test_stale_artefacts_are_rebuilt(tmp_path, capsys):
     inter, items = write_csv_pair(tmp_path, TIED_ROWS)
     kw = dict(data_dir=tmp_path, interactions_path=inter, items_path=items)
     first = load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
-    assert "building csv: no saved artefact" in capsys.readouterr().err
+    assert "building csv-interactions: no saved artefact" in capsys.readouterr().err
     load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
     assert capsys.readouterr().err == ""  # reused
     write_csv_pair(tmp_path, TIED_ROWS + [(8, 14, 90)])
@@ -204,7 +213,7 @@ def test_stale_artefacts_are_rebuilt(tmp_path, capsys):
     assert "stale (config changed)" in capsys.readouterr().err
     load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
     capsys.readouterr()
-    artefact = tmp_path / "processed" / "csv"
+    artefact = tmp_path / "processed" / "csv-interactions"
     np.savez(artefact / "sequences.npz", **{**dict(np.load(artefact / "sequences.npz")),
                                             "test_targets": np.array([1, 1])})
     load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
@@ -220,3 +229,43 @@ def test_id_pairs_format(tmp_path):
     path.write_text("1 five\n")
     with pytest.raises(ValueError, match="two integers"):
         load_dataset("ids", data_dir=tmp_path, interactions_path=path)
+
+
+def test_text_ids_and_iso_or_float_timestamps(tmp_path):
+    inter, items = tmp_path / "interactions.csv", tmp_path / "items.csv"
+    rows = [("A2SUAM1J3GNN3B", "B00005N7P0", "2014-03-01T12:30:00Z"), ("A2SUAM1J3GNN3B", "B0000CC64W", "2014-03-02"),
+            ("A2SUAM1J3GNN3B", "0205616461", "2014-03-03T00:00:00+01:00"), ("AX", "0205616461", "2014-01-01"),
+            ("AX", "B00005N7P0", "2014-01-02"), ("AX", "B0000CC64W", "2014-01-03")]
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(inter, index=False)
+    pd.DataFrame({"item_id": ["B00005N7P0", "B0000CC64W", "0205616461"], "title": ["x", "y, with comma", 'say "z"']}
+                 ).to_csv(items, index=False)
+    ds = load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+                      min_user_interactions=1, min_item_interactions=1)
+    assert ds.user_raw_ids.tolist() == ["A2SUAM1J3GNN3B", "AX"]
+    assert ds.items["raw_id"].tolist() == ["0205616461", "B00005N7P0", "B0000CC64W"], "leading zero kept"
+    titles = dict(zip(ds.items["raw_id"], ds.items["title"]))
+    first_user = [titles[r] for r in ds.items.loc[list(ds.train_sequences[0]) + [ds.valid_targets[0], ds.test_targets[0]],
+                                                   "raw_id"]]
+    assert first_user == ["x", "y, with comma", 'say "z"'], "ISO dates order the interactions"
+    inter.write_text("user_id,item_id,timestamp\n1,0205616461,1.5\n1,B00005N7P0,0.5\n1,B0000CC64W,2.25\n")
+    ds = load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+                      min_user_interactions=1, min_item_interactions=1)
+    order = ds.items.loc[list(ds.train_sequences[0]) + [ds.valid_targets[0], ds.test_targets[0]], "raw_id"].tolist()
+    assert order == ["B00005N7P0", "0205616461", "B0000CC64W"], "float seconds order the interactions"
+
+
+def test_two_csv_datasets_keep_separate_artefacts(tmp_path):
+    shop, other = tmp_path / "shop", tmp_path / "other"
+    shop.mkdir(), other.mkdir()
+    kw = dict(data_dir=tmp_path, min_user_interactions=1, min_item_interactions=1)
+    a = load_dataset("csv", **dict(zip(("interactions_path", "items_path"), write_csv_pair(shop, TIED_ROWS))),
+                     label="shop", **kw)
+    b = load_dataset("csv", **dict(zip(("interactions_path", "items_path"),
+                                       write_csv_pair(other, TIED_ROWS + [(8, 14, 90)]))), label="other", **kw)
+    assert (a.artefact_dir.name, b.artefact_dir.name) == ("shop", "other") and a.name == "shop"
+    again = load_dataset("csv", **dict(zip(("interactions_path", "items_path"),
+                                           (shop / "interactions.csv", shop / "items.csv"))), label="shop", **kw)
+    assert again.content_hash() == a.content_hash() != b.content_hash()
+    with pytest.raises(ValueError, match="names a folder"):
+        load_dataset("csv", interactions_path=shop / "interactions.csv", items_path=shop / "items.csv",
+                     label="../x", **kw)
