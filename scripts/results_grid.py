@@ -196,7 +196,9 @@ def run_one(job: dict):
            "intra_aug": config.intra_aug if config.uses_intra else "off", "profile": job["profile"],
            "epochs": config.epochs, "patience": config.patience,
            "max_train_prefixes": config.max_train_prefixes or 0, "unique_candidates": config.unique_candidates,
-           "valid_metric": config.valid_metric}
+           "valid_metric": config.valid_metric, "exclude_history": config.exclude_history,
+           "cross_loss": config.cross_loss if config.alpha > 0 else "off", "synth_init": config.synth_init,
+           "pool_match": config.pool_match, "early_stop": config.early_stop}
     row.update({f"valid_{m}": result.valid[m] for m in metric_names()})
     row.update({f"test_{m}": result.test[m] for m in metric_names()})
     row.update({"best_epoch": result.best_epoch, "epochs_run": len(result.history),
