@@ -3,6 +3,7 @@
 Notebooks keep one parameters cell; each value there can be overridden with an environment
 variable `SRACL_<NAME>` so that tests, GPU runs and readers change settings without editing cells.
 """
+import difflib
 import json
 import os
 import random
@@ -13,10 +14,32 @@ import torch
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "data" / "processed"
 OVERRIDDEN = {}   # parameters whose SRACL_<NAME> changed the default: name -> value
+# Every name a notebook's parameters cell reads (tests/test_notebook_helpers.py checks the list
+# against the notebooks), and the variables read elsewhere: where the data live, what Colab
+# clones, the commit the results grid records. Any other SRACL_* variable is a typo.
+NOTEBOOK_PARAMETERS = {
+    "alpha", "batch_size", "beauty", "beta", "dataset", "device", "dtype", "encoder", "generate_all", "k",
+    "length_edges", "level", "max_len", "metric", "min_item_interactions", "min_user_interactions", "model",
+    "n_live", "n_probes", "prefix_users", "profile", "profile_dir", "reference_epochs", "results_dir", "seed",
+    "semantic_tables", "sub_prob"}
+OTHER_VARIABLES = {"data_dir", "repo_url", "git_commit"}
+
+
+def check_variables(environ=os.environ):
+    """Fail on an SRACL_* variable that nothing reads (a typo would otherwise be ignored silently)."""
+    known = NOTEBOOK_PARAMETERS | OTHER_VARIABLES
+    for variable in sorted(environ):
+        name = variable[len("SRACL_"):].lower()
+        if variable.startswith("SRACL_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean SRACL_{close[0].upper()}? " if close else ""
+            raise ValueError(f"{variable} is set but no notebook reads it; {hint}the parameters are "
+                             f"{', '.join('SRACL_' + n.upper() for n in sorted(NOTEBOOK_PARAMETERS))}")
 
 
 def param(name: str, default):
     """The value of SRACL_<NAME> if set (converted to default's type), else default."""
+    check_variables()
     raw = os.environ.get(f"SRACL_{name.upper()}")
     if raw is None:
         return default

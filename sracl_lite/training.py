@@ -587,6 +587,6 @@ def profile_config(profile: str, preset: str = "default", **overrides) -> TrainC
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r}; choose one of {tuple(PROFILES)} (SRACL_PROFILE)")
     if preset not in PRESETS:
-        raise ValueError(f"preset {preset!r}; choose one of {tuple(PRESETS)} (SRACL_PRESET)")
+        raise ValueError(f"preset {preset!r}; choose one of {tuple(PRESETS)}")
     # The profile comes after the preset: it sets the budget (epochs, prefixes), the preset the method.
     return TrainConfig(**{**PRESETS[preset], **PROFILES[profile], **overrides})

@@ -1,4 +1,7 @@
 """sracl_lite.notebook: parameters from SRACL_* variables, and checks against the stored run."""
+import re
+from pathlib import Path
+
 import pytest
 
 from sracl_lite import notebook
@@ -10,13 +13,13 @@ def no_overrides(monkeypatch):
 
 
 def test_param_converts_and_records_overrides(monkeypatch):
-    monkeypatch.setenv("SRACL_EPOCHS", "7")
+    monkeypatch.setenv("SRACL_K", "7")
     monkeypatch.setenv("SRACL_SEED", "2024")
-    assert notebook.param("epochs", 4) == 7 and notebook.param("seed", 2024) == 2024
-    assert notebook.OVERRIDDEN == {"epochs": 7}, "a value equal to the default is no override"
-    monkeypatch.setenv("SRACL_EPOCHS", "many")
-    with pytest.raises(ValueError, match="SRACL_EPOCHS='many': expected a int"):
-        notebook.param("epochs", 4)
+    assert notebook.param("k", 10) == 7 and notebook.param("seed", 2024) == 2024
+    assert notebook.OVERRIDDEN == {"k": 7}, "a value equal to the default is no override"
+    monkeypatch.setenv("SRACL_K", "many")
+    with pytest.raises(ValueError, match="SRACL_K='many': expected a int"):
+        notebook.param("k", 10)
 
 
 def test_check_stored_passes_within_tolerance_and_names_what_is_off():
@@ -34,3 +37,19 @@ def test_check_stored_compares_only_the_default_run(monkeypatch, capsys):
     notebook.param("dataset", "ml-100k")
     notebook.check_stored({"MRR": 0.5}, {"MRR": 0.0628}, tol=0.001)
     assert "not compared under {'dataset': 'csv'}" in capsys.readouterr().out
+
+
+def test_parameter_list_matches_the_notebooks():
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    read = {name for path in notebooks.glob("*.py") for name in re.findall(r'param\("(\w+)"', path.read_text())}
+    assert read == notebook.NOTEBOOK_PARAMETERS
+
+
+def test_a_mistyped_variable_is_reported(monkeypatch):
+    monkeypatch.setenv("SRACL_EPOCH", "3")
+    with pytest.raises(ValueError, match="SRACL_EPOCH is set but no notebook reads it"):
+        notebook.param("seed", 2024)
+    monkeypatch.setenv("SRACL_PROFIL", "paper")
+    with pytest.raises(ValueError, match="did you mean SRACL_PROFILE"):
+        notebook.check_variables({"SRACL_PROFIL": "paper"})
+    notebook.check_variables({"SRACL_DATA_DIR": "/data", "SRACL_PROFILE": "paper", "OTHER": "x"})
