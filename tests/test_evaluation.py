@@ -105,11 +105,13 @@ def test_paired_test_known_outcome_and_no_difference():
 
 
 def test_paired_test_small_gain_is_not_significant():
-    ranks_b = np.arange(40) % 25
+    ranks_b = np.random.default_rng(0).integers(3, 15, 200)   # every target inside the top 20
     ranks_a = ranks_b.copy()
-    ranks_a[0] = 0                                    # one user moves up, nobody else changes
+    ranks_a[:6] -= 3                                  # six users move up, five down: a small net gain
+    ranks_a[6:11] += 3
     result = paired_test([ranks_a], [ranks_b], "NDCG@20")
-    assert result["diff"] == 0 or result["wilcoxon_p"] > 0.05
+    assert result["diff"] > 0 and (result["wins"], result["losses"]) == (6, 5)
+    assert result["wilcoxon_p"] > 0.05 and result["ci_low"] < 0 < result["ci_high"]
     assert "does NOT beat" in comparison_sentence(result, "A", "B")
 
 
