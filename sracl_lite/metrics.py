@@ -19,7 +19,6 @@ Protocol, the same for every model in the notebooks:
 Metrics are means over users; `per_user_metrics` keeps one row per user for paired tests and
 sequence-length groups.
 """
-import math
 
 import numpy as np
 import pandas as pd
@@ -117,7 +116,3 @@ def evaluate(model, inputs, targets, history=None, ks=KS, **kwargs) -> dict:
     """Mean metrics of `full_ranks` (same arguments)."""
     return metrics_from_ranks(full_ranks(model, inputs, targets, history, **kwargs), ks)
 
-
-def ndcg_at(rank: int, k: int) -> float:
-    """NDCG@k of one user from a 0-based rank (the formula the tests check by hand)."""
-    return 1.0 / math.log2(rank + 2) if rank < k else 0.0
