@@ -418,11 +418,11 @@ def _first_valid(candidates, base_groups, query_groups, k):
     return np.take_along_axis(ranked, np.arange(k)[None, :] % np.maximum(n_valid, 1)[:, None], axis=1)
 
 
-def item_neighbors(item_emb: np.ndarray, k: int = 10) -> np.ndarray:
+def item_neighbors(item_emb: np.ndarray, k: int = 10, device: str = "cpu") -> np.ndarray:
     """(n_items + 1, k) cosine top-k item ids of each item, never itself; row 0 zeros (notebook 03)."""
     ids = np.arange(1, len(item_emb))
     table = np.zeros((len(item_emb), k), np.int64)
-    table[1:] = top_k_neighbors(item_emb[1:], item_emb[1:], k, ids, ids) + 1
+    table[1:] = top_k_neighbors(item_emb[1:], item_emb[1:], k, ids, ids, device=device) + 1
     return table
 
 
@@ -465,11 +465,9 @@ def prefix_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, exclude: str
         pool_nbrs = found[:, 1:]
     else:
         pool_nbrs = top_k_neighbors(pool_emb, pool_emb, k, groups, groups, device=device)
-    ids = np.arange(1, len(item_emb))
-    item_nbrs = np.zeros((len(item_emb), k), np.int64)
-    item_nbrs[1:] = top_k_neighbors(item_emb[1:], item_emb[1:], k, ids, ids, device=device) + 1
     return SemanticTables(
-        item_emb=np.asarray(item_emb, np.float32), item_neighbors=item_nbrs, pool_users=pool.users,
+        item_emb=np.asarray(item_emb, np.float32), item_neighbors=item_neighbors(item_emb, k, device),
+        pool_users=pool.users,
         pool_lengths=pool.lengths, pool_emb=np.asarray(pool_emb, np.float32),
         pool_neighbors=pool_nbrs,
         description=(description or "per-prefix tables") + f", cosine top-{k}, {exclude} excluded, per-prefix pool")
