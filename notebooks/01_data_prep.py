@@ -42,7 +42,9 @@ if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
 # %%
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
 from sracl_lite.notebook import param
-DATASET = param("dataset", "ml-100k")           # ml-100k (offline), ml-1m, amazon-beauty, ... (download)
+DATASET = param("dataset", "ml-100k")           # ml-100k (offline), ml-1m, amazon-beauty, ... (download), or your name
+INTERACTIONS = param("interactions", "")  # your own data: a user_id,item_id,timestamp CSV ...
+ITEMS = param("items", "")                # ... and an item_id,title[,more text] CSV; DATASET names it
 MIN_USER_INTERACTIONS = param("min_user_interactions", 5)   # 5-core, as the paper's datasets
 MIN_ITEM_INTERACTIONS = param("min_item_interactions", 5)
 MAX_LEN = param("max_len", 20)                  # the reference implementation's window
@@ -64,7 +66,7 @@ import pandas as pd
 from sracl_lite import data as data_module
 from sracl_lite.data import load_dataset, read_source, timestamp_ties
 
-raw_interactions, raw_items, source_files = read_source(DATASET)
+raw_interactions, raw_items, source_files = read_source(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 print("source files:", [f.name for f in source_files])
 print(f"{len(raw_interactions):,} interactions, {raw_interactions.user_id.nunique():,} users, "
       f"{raw_interactions.item_id.nunique():,} items")
@@ -101,7 +103,8 @@ print(inspect.getsource(data_module.filter_and_order))
 # and saves everything under `data/processed/<dataset>/` with a manifest.
 
 # %%
-ds = load_dataset(DATASET, min_user_interactions=MIN_USER_INTERACTIONS,
+ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS,
+                  min_user_interactions=MIN_USER_INTERACTIONS,
                   min_item_interactions=MIN_ITEM_INTERACTIONS)
 lengths = np.array([len(s) + 2 for s in ds.train_sequences])  # + validation and test items
 summary = pd.Series({"users": ds.n_users, "items": ds.n_items, "interactions": int(lengths.sum()),
@@ -201,7 +204,8 @@ assert len(prefixes.targets) == sum(len(s) - 1 for s in ds.train_sequences)
 assert all(v not in s and t not in s for s, v, t in zip(ds.train_sequences, ds.valid_targets, ds.test_targets)), \
     "a validation or test item also appears in the same user's training sequence"
 assert (test_inputs[:, -1] == ds.valid_targets).all(), "test inputs end with the validation item"
-assert load_dataset(DATASET, min_user_interactions=MIN_USER_INTERACTIONS,
+assert load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS,
+                    min_user_interactions=MIN_USER_INTERACTIONS,
                     min_item_interactions=MIN_ITEM_INTERACTIONS).content_hash() == manifest["content_hash"]
 print("all checks passed")
 

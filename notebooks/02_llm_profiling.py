@@ -48,13 +48,15 @@ if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
 from sracl_lite.notebook import param
 DATASET = param("dataset", "ml-100k")
+INTERACTIONS = param("interactions", "")  # your own data: a user_id,item_id,timestamp CSV ...
+ITEMS = param("items", "")                # ... and an item_id,title[,more text] CSV; DATASET names it
 SEED = param("seed", 2024)
 MODEL = param("model", "")          # "" = offline SmolLM2-135M-Instruct; on a GPU e.g. Qwen/Qwen2.5-1.5B-Instruct
 DEVICE = param("device", "cpu")     # cpu or cuda
 DTYPE = param("dtype", "auto")      # auto: float32 on a CPU, bfloat16 on a GPU; float32 matches the committed answers
 N_LIVE = param("n_live", 4)         # prompts generated live in section 3
 BATCH_SIZE = param("batch_size", 8)
-GENERATE_ALL = param("generate_all", False)  # answer every item and user prompt here (long on a CPU)
+GENERATE_ALL = param("generate_all", False)  # answer every item, user and probe prompt here (long on a CPU)
 
 # %% [markdown]
 # ## 1. Prompts from training interactions only
@@ -84,12 +86,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sracl_lite import profiling
+from sracl_lite import paths, profiling
 from sracl_lite.data import load_dataset
 from sracl_lite.notebook import set_seed
 
 set_seed(SEED)
-ds = load_dataset(DATASET)
+ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 print(inspect.getsource(profiling.user_prompts))
 
 # %%
@@ -250,11 +252,11 @@ with tempfile.TemporaryDirectory() as tmp:
 if GENERATE_ALL:
     folder = profiling.profile_dir(DATASET, backend)
     profiling.write_prompt_settings(folder, ds, profiling.PromptConfig(), backend)
-    profiling.generate_cached(item_prompts, backend, folder / "items.jsonl", desc="items")
-    profiling.generate_cached(user_prompts, backend, folder / "users.jsonl", desc="users")
+    for kind, file in profiling.PROFILE_FILES.items():  # items, users, notebook 03's probes
+        profiling.generate_cached(profiling.kind_prompts(ds, kind), backend, folder / file, desc=kind)
 folders = profiling.profile_dirs(DATASET)
 profile_folder = next((f for f in folders if f.name == tag), None) or (list(folders)[-1] if folders else None)
-assert profile_folder is not None, (f"no profiles under {profiling.PROFILE_ROOT / DATASET}; run "
+assert profile_folder is not None, (f"no profiles under {paths.profiles_dir(DATASET)}; run "
                                     f"scripts/generate_profiles.py --dataset {DATASET} or set SRACL_GENERATE_ALL=1")
 item_answers, user_answers = profiling.load_profiles(ds, profile_folder, missing="skip")
 print(f"{profile_folder.name}: {len(item_answers)}/{len(item_prompts)} item answers, "
@@ -276,7 +278,7 @@ print(f"live answers identical to the cached ones: {same} of {len(live_keys)}")
 # the cache.
 
 # %%
-for item in (1, 50, 100):
+for item in [i for i in (1, 50, 100) if i <= ds.n_items]:
     print(template_items[item], "\n  ->", item_answers.get(item, "(no answer)"), "\n")
 for key in list(user_answers)[:2]:
     print(key, "->", user_answers[key], "\n")

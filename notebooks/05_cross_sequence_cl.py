@@ -53,6 +53,8 @@ if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
 from sracl_lite.notebook import param
 DATASET = param("dataset", "ml-100k")
+INTERACTIONS = param("interactions", "")  # your own data: a user_id,item_id,timestamp CSV ...
+ITEMS = param("items", "")                # ... and an item_id,title[,more text] CSV; DATASET names it
 PROFILE = param("profile", "cpu")     # "cpu": a seeded sixth of the prefixes, 4 epochs; "paper": reference (GPU)
 DEVICE = param("device", "auto")      # auto: cuda when available
 SEED = param("seed", 2024)
@@ -84,13 +86,13 @@ from sracl_lite import training
 from sracl_lite.data import load_dataset
 from sracl_lite.losses import SampleSynthesizer, info_nce
 from sracl_lite.metrics import metric_names
-from sracl_lite.notebook import check_stored, load_metrics, save_metrics, set_seed
+from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
 from sracl_lite.retrieval import tables_path
 from sracl_lite.semantic import SemanticTables
 from sracl_lite.training import pool_entry_of_prefixes, pool_sequences
 
 set_seed(SEED)
-ds = load_dataset(DATASET)
+ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 tables = SemanticTables.load(tables_path(ds.artefact_dir, SEMANTIC_TABLES))
 tables.check_fits(ds.n_users, ds.n_items)
 print(f"tables {SEMANTIC_TABLES!r}: {tables.description}")
@@ -114,7 +116,7 @@ L = config.max_len
 prefixes = ds.train_prefixes(L)
 entry_of_prefix = pool_entry_of_prefixes(tables, prefixes.users, prefixes.lengths)
 pool_inputs = pool_sequences(tables, ds.train_sequences, L)        # (P, L) left-padded
-row = int(np.flatnonzero((prefixes.users == 1) & (prefixes.lengths == 12))[0])
+row = int(np.flatnonzero((prefixes.users == 1) & (prefixes.lengths == min(12, prefixes.lengths[prefixes.users == 1].max())))[0])
 anchor_user, entry = prefixes.users[row], entry_of_prefix[row]
 short = lambda ids, n=3: " -> ".join(ds.titles([i for i in ids if i][-n:]))
 print(f"anchor: prefix of user {anchor_user} of length {prefixes.lengths[row]}, ... -> {short(prefixes.inputs[row])}")
@@ -469,7 +471,7 @@ assert history.loc[result.best_epoch, config.valid_metric] == best, "the kept ep
 assert np.isclose(result.valid[config.valid_metric], best, atol=1e-6)
 assert (history["cross"] > 0).all() and (history["intra"] == 0).all()
 assert np.allclose(history["loss"], history["rec"] + ALPHA * history["cross"], rtol=1e-4)
-assert history["NDCG@10"].max() > history["NDCG@10"].iloc[0], "validation NDCG@10 never improved on epoch 1"
+expect(history["NDCG@10"].max() > history["NDCG@10"].iloc[0], "validation NDCG@10 improves on epoch 1")
 # Synthesizer: weights are a distribution over the K candidates, and their order is the order of
 # the global candidate score (the anchor term cannot reorder them).
 assert np.allclose(all_weights.sum(1), 1, atol=1e-5) and (all_weights > 0).all()
@@ -495,7 +497,8 @@ assert load_metrics(DATASET)["sasrec+cross"]["test"] == result.test
 # and one step encodes anchors twice, every candidate and two views.
 held_out = np.stack([ds.valid_targets, ds.test_targets], 1)[prefix_pool.users]          # (P, 2)
 assert not (windows[:, :, None] == held_out[:, None, :]).any(), "a pool window holds a held-out item"
-assert same_user > 0.5 and len(ref_seqs) == B * (2 + K + 2)
+assert len(ref_seqs) == B * (2 + K + 2)
+expect(same_user > 0.5, "most per-prefix neighbours are the anchor's own user's other prefixes")
 assert ref_result.history[0]["cross"] > 0 and ref_result.history[0]["intra"] > 0
 REFERENCE_STORED = {"same user": 0.965, "holds next": 0.494, "some holds next": 0.980,
                     "reference HR@10": 0.0403, "reference NDCG@10": 0.0165, "reference MRR": 0.0175}

@@ -46,6 +46,8 @@ if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
 from sracl_lite.notebook import param
 DATASET = param("dataset", "ml-100k")              # results/<DATASET>.csv
+INTERACTIONS = param("interactions", "")  # your own data: a user_id,item_id,timestamp CSV ...
+ITEMS = param("items", "")                # ... and an item_id,title[,more text] CSV; DATASET names it
 RESULTS_DIR = param("results_dir", "")             # "" = the repository's results/ folder
 MAX_LEN = param("max_len", 20)                     # compare the runs made with this window
 METRIC = param("metric", "NDCG@20")                # headline metric of the tests and verdicts
@@ -93,20 +95,21 @@ import numpy as np
 import pandas as pd
 
 from sracl_lite import evaluation as E
+from sracl_lite import paths
 from sracl_lite.data import load_dataset
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_colwidth", 120)
-results_dir = Path(RESULTS_DIR) if RESULTS_DIR else E.RESULTS_ROOT
+results_dir = Path(RESULTS_DIR) if RESULTS_DIR else paths.RESULTS
 csv_path, ranks_path = results_dir / f"{DATASET}.csv", results_dir / f"{DATASET}_ranks.npz"
 all_runs = E.load_results(csv_path)
 ranks = E.load_ranks(ranks_path)
-ds = load_dataset(DATASET)          # notebook 01's artefact: users' sequence lengths, and checks
+ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)          # notebook 01's artefact: users' sequence lengths, and checks
 runs = all_runs[all_runs["max_len"] == MAX_LEN].copy()
 if runs.empty:
     raise ValueError(f"{csv_path.name} has no runs with max_len={MAX_LEN}; it has max_len "
                      f"{sorted(all_runs['max_len'].unique())} (set SRACL_MAX_LEN)")
-shown_path = csv_path.relative_to(results_dir.parent) if results_dir == E.RESULTS_ROOT else csv_path.name
+shown_path = csv_path.relative_to(results_dir.parent) if results_dir == paths.RESULTS else csv_path.name
 print(f"{shown_path}: {len(all_runs)} runs, {len(runs)} with max_len={MAX_LEN}, "
       f"{runs['variant'].nunique()} variants")
 budget = ["profile", "epochs", "patience", "max_train_prefixes", "unique_candidates"]
@@ -385,7 +388,7 @@ def test_metrics(saved):
 
 try:
     saved = load_metrics(DATASET)
-except FileNotFoundError as error:
+except FileNotFoundError:
     saved = {}
     print(f"no CPU-profile metrics saved for {DATASET} yet: notebooks 04-06 save them when they run")
 if saved:

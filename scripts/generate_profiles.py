@@ -25,16 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sracl_lite import profiling  # noqa: E402
+from sracl_lite import paths, profiling  # noqa: E402
 from sracl_lite.data import DATASET_NAMES, load_dataset  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="ml-100k", choices=DATASET_NAMES)
+    p.add_argument("--dataset", default="ml-100k", help=f"one of {', '.join(DATASET_NAMES)}, or the name of "
+                   "your own data (it names the folders), given with --interactions and --items")
     p.add_argument("--data-dir", help="data folder (default: $SRACL_DATA_DIR or the repo's data/)")
-    p.add_argument("--interactions", help="interactions CSV, for --dataset csv")
-    p.add_argument("--items", help="items CSV, for --dataset csv")
+    p.add_argument("--interactions", help="your interactions CSV (user_id,item_id,timestamp)")
+    p.add_argument("--items", help="your items CSV (item_id,title[,more text columns])")
     p.add_argument("--backend", default="transformers", choices=["transformers", "openai", "fake"])
     p.add_argument("--what", default="items,users", help="comma list of items and/or users")
     p.add_argument("--granularity", default="user", choices=["user", "prefix"],
@@ -42,7 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, help="only the first N items and N users (a quick look)")
     p.add_argument("--probes", type=int, default=300, help="held-out prefixes for notebook 03's check")
     p.add_argument("--probe-seed", type=int, default=2024)
-    p.add_argument("--out", default=str(profiling.PROFILE_ROOT), help="root of the profile folders")
+    p.add_argument("--out", help="root of the profile folders (default: <data folder>/profiles)")
     g = p.add_argument_group("prompts")
     d = profiling.PromptConfig()
     g.add_argument("--n-contexts", type=int, default=d.n_contexts)
@@ -86,7 +87,7 @@ def build_backend(args):
 def main(argv=None):
     args = parse_args(argv)
     what = [w.strip() for w in args.what.split(",") if w.strip()]
-    if not what or set(what) - {"items", "users", "probes"}:
+    if not what or set(what) - set(profiling.PROFILE_FILES):
         raise SystemExit(f"--what {args.what!r}: expected a comma list of items, users, probes")
     ds = load_dataset(args.dataset, data_dir=args.data_dir, interactions_path=args.interactions,
                       items_path=args.items)
@@ -94,25 +95,17 @@ def main(argv=None):
                                  max_history=args.max_history)
     t0 = time.time()
     backend = build_backend(args)
-    folder = profiling.profile_dir(args.dataset, backend, root=args.out)
+    folder = profiling.profile_dir(args.dataset, backend, root=args.out or paths.data_dir(args.data_dir) / "profiles")
     print(f"{ds.name}: {ds.n_users} users, {ds.n_items} items; backend {backend.model_id} "
           f"{backend.settings} (loaded in {time.time() - t0:.0f}s) -> {folder}", flush=True)
     profiling.write_prompt_settings(folder, ds, cfg, backend)
     run_log = folder / "run.json"
     runs = json.loads(run_log.read_text()) if run_log.exists() else {}
     for kind in what:
-        if kind == "items":
-            prompts = profiling.item_prompts(ds, cfg)
-        elif kind == "users":
-            prompts = profiling.user_prompts(ds, cfg, args.granularity)
-        else:  # the held-out prefixes notebook 03 judges sequence neighbours with
-            from sracl_lite.retrieval import holdout_probes
-            by_prefix = profiling.user_prompts(ds, cfg, "prefix")
-            probes = holdout_probes(ds.train_sequences, max_probes=args.probes, seed=args.probe_seed)
-            prompts = {key: by_prefix[key] for key in probes.keys()}
+        prompts = profiling.kind_prompts(ds, kind, cfg, args.granularity, args.probes, args.probe_seed)
         if args.limit:
             prompts = dict(list(prompts.items())[:args.limit])
-        cache = folder / ("user_prefixes.jsonl" if kind == "probes" else f"{kind}.jsonl")
+        cache = folder / profiling.PROFILE_FILES[kind]
         before = profiling.count_cached(prompts, cache, backend)
         start, tokens0 = time.time(), backend.generated_tokens
         prompt_tokens0 = getattr(backend, "prompt_tokens", 0)

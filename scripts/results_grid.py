@@ -39,6 +39,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
+from sracl_lite.data import DATASET_NAMES  # noqa: E402
 from sracl_lite.evaluation import VARIANTS, merge_results, rank_key  # noqa: E402
 from sracl_lite.metrics import metric_names  # noqa: E402
 from sracl_lite.training import PROFILES  # noqa: E402  the budgets notebooks 04-06 use
@@ -48,10 +49,13 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--dataset", nargs="+", default=["ml-100k"],
-                        help="dataset names for sracl_lite.data.load_dataset; 'ids' needs --data-path")
+                        help="dataset names for sracl_lite.data.load_dataset; 'ids' needs --data-path; the name "
+                             "of your own data needs --interactions and --items (the name keys its results)")
     parser.add_argument("--data-path", help="the 'user item' file of the 'ids' dataset (e.g. the Beauty benchmark); "
                                             "its results are named after the file (amazon_beauty_ids.txt -> "
                                             "amazon-beauty-ids)")
+    parser.add_argument("--interactions", help="your own data: interactions CSV (user_id,item_id,timestamp)")
+    parser.add_argument("--items", help="your own data: items CSV (item_id,title[,more text columns])")
     parser.add_argument("--variants", nargs="+", default=["sasrec"],
                         help=f"names from sracl_lite.evaluation.VARIANTS, or 'all': {', '.join(VARIANTS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1], help="training seeds (init, order, dropout)")
@@ -79,6 +83,12 @@ def parse_args(argv):
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)} (or 'all')")
+    own = [d for d in args.dataset if d not in DATASET_NAMES]
+    if own and (len(args.dataset) > 1 or not (args.interactions and args.items)):
+        parser.error(f"{own}: not a built-in dataset ({', '.join(DATASET_NAMES)}); for your own data give one "
+                     "--dataset NAME with --interactions FILE --items FILE")
+    if (args.interactions or args.items) and not own:
+        parser.error("--interactions and --items belong to a dataset of your own: name it with --dataset NAME")
     if "ids" in args.dataset and not args.data_path:
         parser.error("--dataset ids needs --data-path (a file of 'user item' lines, oldest first)")
     if args.workers < 1:
@@ -90,8 +100,13 @@ def results_name(dataset: str, data_path) -> str:
     return Path(data_path).stem.replace("_", "-") if dataset == "ids" else dataset
 
 
-def load_kwargs(dataset: str, data_path) -> dict:
-    return {"interactions_path": str(Path(data_path).resolve())} if dataset == "ids" else {}
+def load_kwargs(dataset: str, args) -> dict:
+    """The files load_dataset reads: the id file of 'ids', or your own CSV pair."""
+    if dataset == "ids":
+        return {"interactions_path": str(Path(args.data_path).resolve())}
+    if dataset not in DATASET_NAMES:
+        return {"interactions_path": str(Path(args.interactions).resolve()), "items_path": str(Path(args.items).resolve())}
+    return {}
 
 
 def file_digest(path) -> str:
@@ -161,7 +176,7 @@ def run_one(job: dict):
     from sracl_lite.training import TrainConfig
     from sracl_lite.model import ModelConfig
     from sracl_lite.semantic import SemanticTables
-    from sracl_lite.training import TrainConfig, Trainer, resolve_device
+    from sracl_lite.training import Trainer, resolve_device
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])
@@ -287,7 +302,7 @@ def main(argv=None):
 
     jobs = []
     for dataset in args.dataset:
-        name, kwargs = results_name(dataset, args.data_path), load_kwargs(dataset, args.data_path)
+        name, kwargs = results_name(dataset, args.data_path), load_kwargs(dataset, args)
         ds = load_dataset(dataset, **kwargs)        # built once here, before any worker reads it
         tables = check_tables(dataset, ds.artefact_dir, args.variants)
         check_same_data(out, name, ds.content_hash()[:12])

@@ -7,7 +7,10 @@ python3 kernel of this environment. Usage:
     python scripts/run_notebooks.py --update        # write the stored notebooks/*.ipynb instead
 By default executed notebooks go to build/notebooks/ (git-ignored), so a run leaves the
 repository as it was; --update replaces the stored outputs that the tests compare against.
-Settings come from the notebooks' parameters cells, overridable with SRACL_* variables.
+Settings come from the notebooks' parameters cells, overridable with SRACL_* variables; your own
+data, for example (README, "Use your own data"):
+    SRACL_DATASET=my-shop SRACL_INTERACTIONS=interactions.csv SRACL_ITEMS=items.csv \
+        python scripts/run_notebooks.py
 A failed notebook is reported in one line (its failing cell and error); the script goes on with
 the next one and exits non-zero at the end.
 """
@@ -25,6 +28,10 @@ from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from sracl_lite.notebook import NOTEBOOK_PARAMETERS, check_variables  # noqa: E402
+
+FILE_VARIABLES = ["SRACL_INTERACTIONS", "SRACL_ITEMS", "SRACL_DATA_DIR", "SRACL_RESULTS_DIR", "SRACL_PROFILE_DIR"]
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build" / "notebooks"
 # Terminal control in progress-bar output: cursor up, other escape sequences, carriage return, newline.
@@ -120,6 +127,13 @@ def main(argv=None):
                         help="write outputs into notebooks/*.ipynb (the stored run the tests compare against)")
     parser.add_argument("--out", type=Path, default=BUILD, help=f"folder for executed notebooks (default {BUILD})")
     args = parser.parse_args(argv)
+    check_variables()
+    overridden = sorted(v for v in os.environ if v.startswith("SRACL_") and v[6:].lower() in NOTEBOOK_PARAMETERS)
+    if args.update and overridden:
+        sys.exit(f"--update stores the default run; unset {', '.join(overridden)} or leave out --update")
+    for name in FILE_VARIABLES:  # kernels run in notebooks/: a path relative to here must still work
+        if os.environ.get(name):
+            os.environ[name] = str(Path(os.environ[name]).expanduser().resolve())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     # Progress bars refresh at most every 30 s: a stored notebook keeps their final state, not every step.

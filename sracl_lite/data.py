@@ -19,7 +19,6 @@ import ast
 import gzip
 import hashlib
 import json
-import os
 import re
 import sys
 import urllib.request
@@ -31,9 +30,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from . import paths
+
 # Bump when preprocessing changes so saved artefacts from older code are rebuilt.
 PREPROCESS_VERSION = 1
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 MOVIELENS_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
                     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -42,7 +42,9 @@ AMAZON_CATEGORIES = {"amazon-beauty": "Beauty", "amazon-sports": "Sports_and_Out
                      "amazon-toys": "Toys_and_Games", "amazon-office": "Office_Products"}
 AMAZON_URL = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/{kind}_{category}{suffix}.json.gz"
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
-DATASET_NAMES = ["ml-100k", "ml-1m", *AMAZON_CATEGORIES, "csv", "ids"]
+# Built-in datasets; "ids" is a file of "user item" lines (IDs only). Any other name is a dataset of
+# your own CSV files (interactions_path and items_path), and names its folders.
+DATASET_NAMES = ["ml-100k", "ml-1m", *AMAZON_CATEGORIES, "ids"]
 
 
 @dataclass
@@ -420,9 +422,6 @@ def read_csv_pair(interactions_path, items_path):
     raw ids. Timestamps may be integer or float Unix seconds, or ISO-8601 dates. Extra item
     columns become part of the item text; a 'categories' column is split on '|'.
     """
-    if interactions_path is None or items_path is None:
-        raise ValueError("dataset 'csv' needs interactions_path= (user_id,item_id,timestamp) and "
-                         "items_path= (item_id,title[,more text columns])")
     frames = {}
     for label, path, required in (("interactions", interactions_path, ["user_id", "item_id", "timestamp"]),
                                   ("items", items_path, ["item_id", "title"])):
@@ -496,15 +495,26 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_data_dir(data_dir=None) -> Path:
-    return Path(data_dir or os.environ.get("SRACL_DATA_DIR") or DEFAULT_DATA_DIR)
+def check_dataset_name(name: str, interactions_path=None, items_path=None):
+    """A built-in name without files, or a name of your own (it names folders) with both CSV files."""
+    if name in DATASET_NAMES:
+        if name != "ids" and (interactions_path or items_path):
+            raise ValueError(f"dataset {name!r} is built in and reads no files of yours; give your own data "
+                             "another name (e.g. 'my-shop') together with interactions_path and items_path")
+        return
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+        raise ValueError(f"dataset name {name!r}: use letters, digits, '.', '_' and '-' (it names folders)")
+    if not (interactions_path and items_path):
+        raise ValueError(f"dataset {name!r} is not built in ({', '.join(DATASET_NAMES)}); for your own data give "
+                         "both files: interactions (user_id,item_id,timestamp) and items (item_id,title,...), "
+                         "e.g. SRACL_INTERACTIONS=... SRACL_ITEMS=... in the notebooks")
 
 
 def read_source(name: str, data_dir=None, allow_download: bool = True, interactions_path=None, items_path=None):
-    """Raw (interactions, items, source files) of a dataset, before any filtering (notebook 01)."""
-    if name not in DATASET_NAMES:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASET_NAMES}")
-    raw_dir = resolve_data_dir(data_dir) / "raw"
+    """Raw (interactions, items, source files) of a dataset, before any filtering (notebook 01).
+    A name that is not built in is your own data: interactions_path and items_path are CSV files."""
+    check_dataset_name(name, interactions_path, items_path)
+    raw_dir = paths.data_dir(data_dir) / "raw"
     if name == "ml-100k":
         return read_ml100k(raw_dir, allow_download)
     if name == "ml-1m":
@@ -536,30 +546,26 @@ def read_id_pairs(path):
 
 def load_dataset(name: str, data_dir=None, rebuild: bool = False, allow_download: bool = True,
                  min_user_interactions: int = 5, min_item_interactions: int = 5,
-                 interactions_path=None, items_path=None, label: str = None) -> SequenceData:
+                 interactions_path=None, items_path=None) -> SequenceData:
     """Load a processed dataset, building (and saving) it when no matching artefact exists.
 
-    name: one of DATASET_NAMES. Raw files live under data_dir/raw (downloads land there),
-    artefacts under data_dir/processed/<name>. data_dir defaults to $SRACL_DATA_DIR or the
-    repository's data/ folder. A 'csv' dataset is named by `label` (default: 'csv-' and the
-    interactions file's name), so that two datasets of your own never share a folder.
+    name: one of DATASET_NAMES, or a name of your own for CSV files given as interactions_path
+    and items_path (see read_csv_pair); the name keys every folder made from the data, so two
+    datasets of your own never share one. Raw files live under data_dir/raw (downloads land
+    there), artefacts under data_dir/processed/<name>. data_dir defaults to $SRACL_DATA_DIR or
+    the repository's data/ folder.
     """
-    data_dir = resolve_data_dir(data_dir)
     interactions, items, sources = read_source(name, data_dir, allow_download, interactions_path, items_path)
-    if name == "csv":
-        name = label or "csv-" + re.sub(r"[^a-z0-9]+", "-", Path(interactions_path).stem.lower()).strip("-")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-            raise ValueError(f"label={name!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
     config = PrepConfig(min_user_interactions, min_item_interactions)
     expected = {"dataset": name, "preprocess_version": PREPROCESS_VERSION, "config": asdict(config),
                 "sources": [{"file": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in sources]}
-    artefact_dir = data_dir / "processed" / name
+    artefact_dir = paths.processed_dir(name, data_dir)
     if not rebuild:
         data, reason = load_artefact(artefact_dir, expected)
         if data is not None:
             return data
         print(f"building {name}: {reason}", file=sys.stderr)  # stderr: a status, not a result
-    domain = MOVIES if name.startswith("ml-") else PRODUCTS.get(name, Domain())
+    domain = MOVIES if name in ("ml-100k", "ml-1m") else PRODUCTS.get(name, Domain())
     data = SequenceData.from_interactions(interactions, name, items, config, domain)
     data.manifest = {**expected, "counts": {"users": data.n_users, "items": data.n_items,
                                             "interactions": data.stats["interactions"]},

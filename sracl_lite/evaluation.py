@@ -18,7 +18,6 @@ from scipy import stats
 
 from .metrics import per_user_metrics
 
-RESULTS_ROOT = Path(__file__).resolve().parents[1] / "results"
 REPORTED_METRICS = ["HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"]
 RUN_KEY = ["variant", "max_len", "seed"]   # one CSV row per run; a re-run with the same key replaces it
 
@@ -96,7 +95,8 @@ def merge_results(existing: pd.DataFrame, new: pd.DataFrame, key=RUN_KEY) -> pd.
 def load_results(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no results file; run scripts/results_grid.py (see results/README.md)")
+        raise FileNotFoundError(f"{path}: no results file; run scripts/results_grid.py (see results/README.md; for "
+                                "your own data, the README's \"Use your own data\")")
     return pd.read_csv(path)
 
 
@@ -250,7 +250,9 @@ def length_groups(train_lengths, edges=None):
     else:
         e1, e2 = (int(e) for e in edges)
     if e1 >= e2:
-        raise ValueError(f"length_groups: edges must increase, got ({e1}, {e2})")
+        hint = "the tertiles of the training lengths coincide (many users share one length); " if edges is None else ""
+        raise ValueError(f"length_groups: edges must increase, got ({e1}, {e2}); {hint}set two increasing edges, "
+                         "e.g. SRACL_LENGTH_EDGES=30,80 in notebook 07")
     low, high = int(lengths.min()), int(lengths.max())
     labels = [f"short ({low}-{e1})", f"medium ({e1 + 1}-{e2})", f"long ({e2 + 1}-{high})"]
     codes = np.where(lengths <= e1, 0, np.where(lengths <= e2, 1, 2))

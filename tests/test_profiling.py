@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sracl_lite import profiling
+from sracl_lite import paths, profiling
 from sracl_lite.data import PrepConfig, SequenceData
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,7 +180,7 @@ def test_generate_cached_then_load_without_backend(tmp_path, toy):
 # ------------------------------------------------------------------ kill and resume (real process)
 
 def run_script(out, data_dir, inter, items, *extra):
-    return [sys.executable, str(REPO / "scripts" / "generate_profiles.py"), "--dataset", "csv",
+    return [sys.executable, str(REPO / "scripts" / "generate_profiles.py"), "--dataset", "toy",
             "--interactions", str(inter), "--items", str(items), "--data-dir", str(data_dir),
             "--backend", "fake", "--out", str(out), *extra]
 
@@ -197,7 +197,7 @@ def test_probe_prompts_get_their_own_cache_file(tmp_path):
     args = (tmp_path / "data", tmp_path / "inter.csv", tmp_path / "items.csv")
     subprocess.run(run_script(tmp_path / "out", *args, "--what", "probes", "--probes", "5"),
                    check=True, capture_output=True, cwd=REPO)
-    [folder] = (tmp_path / "out" / "csv").iterdir()
+    [folder] = (tmp_path / "out" / "toy").iterdir()
     answers, keys = read_rows(folder / "user_prefixes.jsonl")
     assert len(keys) == len(set(keys)) == 5 and all(answers.values())
     assert not (folder / "users.jsonl").exists()  # probes never land in the per-user cache
@@ -214,12 +214,12 @@ def test_killed_run_resumes_to_the_same_answers(tmp_path):
 
     reference = tmp_path / "reference"
     subprocess.run(run_script(reference, *args), check=True, capture_output=True, cwd=REPO)
-    [ref_folder] = (reference / "csv").iterdir()
+    [ref_folder] = (reference / "toy").iterdir()
 
     out = tmp_path / "resumed"
     proc = subprocess.Popen(run_script(out, *args, "--fake-delay", "0.2", "--what", "users"),
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    users_file = out / "csv" / ref_folder.name / "users.jsonl"
+    users_file = out / "toy" / ref_folder.name / "users.jsonl"
     deadline = time.monotonic() + 120
     while (not users_file.exists() or len(users_file.read_text().splitlines()) < 6) and proc.poll() is None \
             and time.monotonic() < deadline:
@@ -234,10 +234,10 @@ def test_killed_run_resumes_to_the_same_answers(tmp_path):
 
     subprocess.run(run_script(out, *args), check=True, capture_output=True, cwd=REPO)
     for kind in ("items", "users"):
-        answers, keys = read_rows(out / "csv" / ref_folder.name / f"{kind}.jsonl")
+        answers, keys = read_rows(out / "toy" / ref_folder.name / f"{kind}.jsonl")
         assert len(keys) == len(set(keys))
         assert answers == read_rows(ref_folder / f"{kind}.jsonl")[0]
-    runs = json.loads((out / "csv" / ref_folder.name / "run.json").read_text())
+    runs = json.loads((out / "toy" / ref_folder.name / "run.json").read_text())
     assert runs["users"][-1]["cached_before"] == len(done_before)
     assert runs["users"][-1]["generated"] == len(expected) - len(done_before)
 
@@ -394,7 +394,7 @@ def test_unknown_backend_name():
 
 def test_committed_profiles_answer_the_current_prompts():
     """The cache in data/profiles must match today's prompt code; otherwise regenerate it."""
-    folders = sorted((profiling.PROFILE_ROOT / "ml-100k").glob("*/prompts.json"))
+    folders = sorted((paths.profiles_dir("ml-100k")).glob("*/prompts.json"))
     if not folders:
         pytest.skip("no committed ML-100K profiles")
     from sracl_lite.data import load_dataset

@@ -68,3 +68,15 @@ def test_grid_errors_name_the_fix(grid, ids_file, tmp_path):
     assert paths == {"sasrec": None}
     with pytest.raises(SystemExit, match="notebook 03"):
         grid.check_tables("ml-100k", tmp_path / "no-artefact", ["sasrec", "sracl_template"])
+
+
+def test_own_data_needs_a_name_and_both_files(grid, capsys):
+    with pytest.raises(SystemExit):
+        grid.main(["--dataset", "my-shop", "--interactions", "i.csv", "--dry-run"])
+    assert "for your own data give one --dataset NAME with --interactions FILE --items FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        grid.main(["--dataset", "ml-100k", "--interactions", "i.csv", "--items", "t.csv", "--dry-run"])
+    assert "name it with --dataset NAME" in capsys.readouterr().err
+    args = grid.parse_args(["--dataset", "my-shop", "--interactions", "i.csv", "--items", "t.csv"])
+    kwargs = grid.load_kwargs("my-shop", args)
+    assert Path(kwargs["interactions_path"]).is_absolute() and kwargs["items_path"].endswith("t.csv")

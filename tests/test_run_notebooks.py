@@ -3,8 +3,10 @@ import sys
 from pathlib import Path
 
 import jupytext
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import run_notebooks  # noqa: E402
 from run_notebooks import clean_stream, run  # noqa: E402
 
 
@@ -41,3 +43,9 @@ def test_bare_assert_names_its_line(tmp_path):
     source.write_text("# %%\nx = 1\nassert x == 2\n")
     _, error = run(source, tmp_path / "out", update=False)
     assert error == "code cell 1: AssertionError: at `assert x == 2`"
+
+
+def test_update_refuses_a_run_with_overrides(monkeypatch):
+    monkeypatch.setenv("SRACL_DATASET", "my-shop")
+    with pytest.raises(SystemExit, match="--update stores the default run; unset SRACL_DATASET"):
+        run_notebooks.main(["--update", "01"])
