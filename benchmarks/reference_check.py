@@ -38,7 +38,8 @@ Output: one CSV row per run: implementation, seed, epochs, best epoch, seconds p
 validation MRR@10, test HR/NDCG@5/10/20 and MRR@20 ranking all items (the authors' protocol), and
 for our runs the same metrics with the user's history removed (ours, columns `ours_*`).
 `--progress FILE` instead writes the authors' per-epoch validation results found in the
-checkpoints (runs not finished yet).
+checkpoints (runs not finished yet); `--synthesizer-weights FILE` how far each authors' run's
+trained synthesizer is from uniform (on a CPU, from the checkpoints and inputs in --work-dir).
 """
 import argparse
 import ast
@@ -317,6 +318,51 @@ def write_progress(work: Path, out: Path):
     print(f"wrote {out}: {len(rows)} epochs of {len({r['seed'] for r in rows})} runs")
 
 
+def synthesizer_weights(work: Path, out: Path, n_anchors: int = 2000, seed: int = 0):
+    """How far the authors' trained synthesizer is from uniform (runs on a CPU).
+
+    For n_anchors random prefixes: their k = 10 neighbours by the authors' rule (cosine over the
+    per-prefix table, rank 0 dropped), then the authors' weights softmax(leakyrelu([s W, n_j W] a))
+    with W and a of each run's best checkpoint, and of a fresh Xavier(gain 1.414) draw (the
+    distribution the authors start from). Reports the median normalised entropy (1 = uniform)
+    and the median largest weight (uniform: 0.1).
+    """
+    table = torch.load(work / "inputs" / "prefixes.pt").float()                     # (P, 1024)
+    unit = torch.nn.functional.normalize(table, dim=1)
+    anchors = torch.from_numpy(np.random.default_rng(seed).choice(len(table), n_anchors, replace=False))
+    neighbours = (unit[anchors] @ unit.T).topk(11, dim=1).indices[:, 1:]             # (n, 10)
+
+    def summary(W, a):
+        s, n = table[anchors] @ W, table[neighbours] @ W                              # (n, d), (n, 10, d)
+        logits = torch.cat([s[:, None].expand_as(n), n], -1) @ a                      # (n, 10, 1)
+        weights = torch.softmax(torch.nn.functional.leaky_relu(logits.squeeze(-1), 0.2), dim=1)
+        entropy = -(weights * weights.log()).sum(1) / np.log(weights.shape[1])
+        return float(entropy.median()), float(weights.max(1).values.median())
+
+    rows = []
+    hidden = None
+    for state in sorted(work.glob("authors_seed*/state.pt")):
+        best = torch.load(state, map_location="cpu", weights_only=False)["best"]
+        hidden = best["W"].shape[1]
+        entropy, largest = summary(best["W"].float().cpu(), best["a"].float().cpu())
+        rows.append({"run": state.parent.name.replace("authors_seed", "authors, seed "), "weights": "best checkpoint",
+                     "median_entropy": round(entropy, 3), "median_largest_weight": round(largest, 3)})
+    if hidden is None:
+        sys.exit(f"{work}: no authors' checkpoints (authors_seed*/state.pt) found")
+    generator = torch.Generator().manual_seed(seed)
+    W, a = torch.empty(TEXT_DIM, hidden), torch.empty(2 * hidden, 1)
+    for tensor in (W, a):
+        bound = 1.414 * (6 / sum(tensor.shape)) ** 0.5                                # Xavier uniform, gain 1.414
+        tensor.uniform_(-bound, bound, generator=generator)
+    entropy, largest = summary(W, a)
+    rows.append({"run": "fresh draw", "weights": "Xavier init", "median_entropy": round(entropy, 3),
+                 "median_largest_weight": round(largest, 3)})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out, index=False)
+    print(frame.to_string(index=False))
+    print(f"wrote {out} ({n_anchors} anchors)")
+
+
 def our_tables(ds, items_authors: np.ndarray, device: str):
     """The same stand-in vectors in our id space (items re-indexed by raw id), then our retrieval."""
     raw = ds.items["raw_id"].astype(int).to_numpy()                              # our item i -> raw id
@@ -355,9 +401,14 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "reference_check.csv")
     parser.add_argument("--progress", type=Path, default=None, help="write the authors' per-epoch validation "
                         "results from the checkpoints in --work-dir to this CSV, and stop")
+    parser.add_argument("--synthesizer-weights", type=Path, default=None, help="write how far each authors' run's "
+                        "trained synthesizer is from uniform (checkpoints and inputs in --work-dir) to this CSV, and stop")
     args = parser.parse_args(argv)
     if args.progress:
         write_progress(args.work_dir, args.progress)
+        return
+    if args.synthesizer_weights:
+        synthesizer_weights(args.work_dir, args.synthesizer_weights)
         return
     if not args.reference_dir:
         parser.error("--reference-dir DIR is required: git clone https://github.com/ziqiangcui/SRA-CL DIR")
