@@ -1,8 +1,8 @@
 """Your own data through every notebook, with the commands of the README's "Use your own data".
 
 A small shop in a temporary folder: text ids (Amazon-like), ISO-8601 times, a title holding a comma.
-The real offline LLM answers its prompts (notebook 02, SRACL_GENERATE_ALL=1): about 2 minutes on a
-2-core CPU, the longest part of this test.
+The real offline LLM answers every item, user and probe prompt (notebook 02, SRACL_GENERATE_ALL=1), the
+longest part of this test (about a minute on a 2-core CPU).
 """
 import csv
 import datetime
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 KINDS = ["tea", "coffee", "mug", "kettle", "grinder", "filter"]
 
 
-def write_shop(folder: Path, n_users: int = 24, n_items: int = 30, seed: int = 0):
+def write_shop(folder: Path, n_users: int = 16, n_items: int = 20, seed: int = 0):
     """interactions.csv and items.csv: user i buys 8 + i % 9 distinct items, one an hour."""
     rng = random.Random(seed)
     items = [(f"B{1000 + i:05d}X", f"{rng.choice(['Green', 'Black', 'Mild', 'Bold'])} {KINDS[i % 6]}, no. {i}",
@@ -51,7 +51,8 @@ def test_notebooks_and_scripts_run_on_your_own_files(tmp_path):
     write_shop(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRACL_")}
     env.update(SRACL_DATA_DIR="data", SRACL_DATASET="shop", SRACL_INTERACTIONS="interactions.csv",
-               SRACL_ITEMS="items.csv", SRACL_RESULTS_DIR="results", SRACL_GENERATE_ALL="1")
+               SRACL_ITEMS="items.csv", SRACL_RESULTS_DIR="results", SRACL_GENERATE_ALL="1",
+               SRACL_N_LIVE="1")
     notebooks = [sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--out", "executed"]
     run([*notebooks, "01", "02", "03", "04", "05", "06"], env, tmp_path)
     run([sys.executable, str(REPO / "scripts" / "results_grid.py"), "--dataset", "shop",
@@ -62,7 +63,7 @@ def test_notebooks_and_scripts_run_on_your_own_files(tmp_path):
 
     data = tmp_path / "data"
     manifest = json.loads((data / "processed" / "shop" / "manifest.json").read_text())
-    assert manifest["dataset"] == "shop" and manifest["counts"]["users"] == 24
+    assert manifest["dataset"] == "shop" and manifest["counts"]["users"] == 16
     assert [s["file"] for s in manifest["sources"]] == ["interactions.csv", "items.csv"]
     assert sorted(p.name for p in (data / "processed").iterdir()) == ["embedding_cache", "shop"]
     [profile] = (data / "profiles" / "shop").iterdir()          # one model's answers, keyed by the name
