@@ -401,8 +401,9 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "reference_check.csv")
     parser.add_argument("--progress", type=Path, default=None, help="write the authors' per-epoch validation "
                         "results from the checkpoints in --work-dir to this CSV, and stop")
-    parser.add_argument("--synthesizer-weights", type=Path, default=None, help="write how far each authors' run's "
-                        "trained synthesizer is from uniform (checkpoints and inputs in --work-dir) to this CSV, and stop")
+    parser.add_argument("--synthesizer-weights", type=Path, default=None,
+                        help="write how far each authors' run's trained synthesizer is from uniform "
+                             "(checkpoints and inputs in --work-dir) to this CSV, and stop")
     args = parser.parse_args(argv)
     if args.progress:
         write_progress(args.work_dir, args.progress)
@@ -451,7 +452,8 @@ def main(argv=None):
         new["device"] = torch.cuda.get_device_name()
         old = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
         if len(old):
-            replaced = old.set_index(["implementation", "seed"]).index.isin(new.set_index(["implementation", "seed"]).index)
+            key = ["implementation", "seed"]
+            replaced = old.set_index(key).index.isin(new.set_index(key).index)
             old = old[~replaced]
         table = pd.concat([old, new]).sort_values(["implementation", "seed"])
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -346,4 +346,5 @@ print("all checks passed")
 # NBVAL_IGNORE_OUTPUT
 print(f"{DATASET}, profile {PROFILE}: SASRec best epoch {result.best_epoch}/{len(history)}, "
       f"{result.train_seconds:.0f} s of training")
-print(table.loc[["SASRec test", "popularity test"], ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR"]].round(4).to_string())
+shown = ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR"]
+print(table.loc[["SASRec test", "popularity test"], shown].round(4).to_string())

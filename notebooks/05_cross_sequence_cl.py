@@ -58,7 +58,7 @@ ITEMS = param("items", "")                # ... and an item_id,title[,more text]
 PROFILE = param("profile", "cpu")     # "cpu": a seeded sixth of the prefixes, 4 epochs; "paper": reference (GPU)
 DEVICE = param("device", "auto")      # auto: cuda when available
 SEED = param("seed", 2024)
-SEMANTIC_TABLES = param("semantic_tables", "llm_text")  # notebook 03's tables: llm_text, template_text, mean_of_items, ...
+SEMANTIC_TABLES = param("semantic_tables", "llm_text")  # notebook 03's: llm_text, template_text, mean_of_items, ...
 ALPHA = param("alpha", 0.1)           # weight of the cross-sequence loss (reference 0.1)
 K = param("k", 10)                    # retrieved neighbours per anchor (reference 10)
 REFERENCE_EPOCHS = param("reference_epochs", 2)  # section 9's short CPU run of the reference preset
@@ -116,7 +116,8 @@ L = config.max_len
 prefixes = ds.train_prefixes(L)
 entry_of_prefix = pool_entry_of_prefixes(tables, prefixes.users, prefixes.lengths)
 pool_inputs = pool_sequences(tables, ds.train_sequences, L)        # (P, L) left-padded
-row = int(np.flatnonzero((prefixes.users == 1) & (prefixes.lengths == min(12, prefixes.lengths[prefixes.users == 1].max())))[0])
+shown_length = min(12, prefixes.lengths[prefixes.users == 1].max())   # 12 on ML-100K
+row = int(np.flatnonzero((prefixes.users == 1) & (prefixes.lengths == shown_length))[0])
 anchor_user, entry = prefixes.users[row], entry_of_prefix[row]
 short = lambda ids, n=3: " -> ".join(ds.titles([i for i in ids if i][-n:]))
 print(f"anchor: prefix of user {anchor_user} of length {prefixes.lengths[row]}, ... -> {short(prefixes.inputs[row])}")
@@ -164,8 +165,8 @@ print(inspect.getsource(SampleSynthesizer))
 #
 # The other anchors' positives are the negatives (B - 1 = 255 of them), the similarity is a dot
 # product and $\tau = 1$ (as in the reference). This one-directional B x B form on the next-item
-# pass is ours; the authors' symmetric 2B form on a second pass is section 9. Two prefixes of the same user in one batch share
-# their candidates, so each sees the other's positive as a (false) negative; with about 200
+# pass is ours; the authors' symmetric 2B form on a second pass is section 9. Two prefixes of the
+# same user in one batch share their candidates, so each sees the other's positive as a (false) negative; with about 200
 # distinct users in a batch of 256 prefixes this is a small effect.
 
 # %%
@@ -186,7 +187,8 @@ print(inspect.getsource(training.Trainer._batch))
 
 # %%
 trainer = training.Trainer(ds, config, tables)
-batch = torch.randperm(trainer.n_train, generator=torch.Generator().manual_seed(SEED))[:config.batch_size].to(trainer.device)
+order = torch.randperm(trainer.n_train, generator=torch.Generator().manual_seed(SEED))
+batch = order[:config.batch_size].to(trainer.device)
 seqs, targets, anchor_sem, cand_sem, cand_index = trainer._batch(batch)
 n_cand = len(seqs) - len(batch)
 print(f"anchors {tuple(trainer.inputs[batch].shape)}, candidate slots {len(batch)} x {trainer.k} = "

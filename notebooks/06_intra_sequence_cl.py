@@ -52,7 +52,7 @@ ITEMS = param("items", "")                # ... and an item_id,title[,more text]
 PROFILE = param("profile", "cpu")     # "cpu": a seeded sixth of the prefixes, 4 epochs; "paper": reference (GPU)
 DEVICE = param("device", "auto")      # auto: cuda when available
 SEED = param("seed", 2024)
-SEMANTIC_TABLES = param("semantic_tables", "llm_text")  # notebook 03's tables: llm_text, template_text, mean_of_items, ...
+SEMANTIC_TABLES = param("semantic_tables", "llm_text")  # notebook 03's: llm_text, template_text, mean_of_items, ...
 ALPHA = param("alpha", 0.1)           # cross-sequence loss weight (reference 0.1)
 BETA = param("beta", 0.1)             # intra-sequence loss weight (reference 0.1)
 K = param("k", 10)                    # neighbours per sequence and per item (reference 10)
@@ -175,7 +175,8 @@ print(inspect.getsource(losses.nt_xent))
 # %%
 print(inspect.getsource(training.Trainer._views))
 trainer = training.Trainer(ds, config, tables)
-batch = torch.randperm(trainer.n_train, generator=torch.Generator().manual_seed(SEED))[:config.batch_size].to(trainer.device)
+order = torch.randperm(trainer.n_train, generator=torch.Generator().manual_seed(SEED))
+batch = order[:config.batch_size].to(trainer.device)
 with torch.random.fork_rng():                     # the views draw random numbers: keep training's stream
     seqs, targets, anchor_sem, cand_sem, cand_index = trainer._batch(batch)
 B = len(batch)
@@ -221,7 +222,8 @@ summary = pd.DataFrame(test).T[metric_names()]
 summary.insert(0, "valid NDCG@10", pd.Series({name: m["NDCG@10"] for name, m in valid.items()}))
 print(f"test metrics of the best validation state (profile {PROFILE}, tables {SEMANTIC_TABLES})")
 print(summary.round(4).to_string())
-change = summary[["HR@10", "NDCG@10", "HR@20", "NDCG@20"]] / summary.loc["SASRec (04)", ["HR@10", "NDCG@10", "HR@20", "NDCG@20"]] - 1
+compared = ["HR@10", "NDCG@10", "HR@20", "NDCG@20"]
+change = summary[compared] / summary.loc["SASRec (04)", compared] - 1
 print("\nchange vs SASRec")
 print(change.drop(index=["popularity", "SASRec (04)"]).map(lambda x: f"{x:+.1%}").to_string())
 sasrec_rank, sracl_rank = np.asarray(saved["sasrec"]["test_ranks"]), result.test_ranks

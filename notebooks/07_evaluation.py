@@ -104,7 +104,7 @@ results_dir = Path(RESULTS_DIR) if RESULTS_DIR else paths.RESULTS
 csv_path, ranks_path = results_dir / f"{DATASET}.csv", results_dir / f"{DATASET}_ranks.npz"
 all_runs = E.load_results(csv_path)
 ranks = E.load_ranks(ranks_path)
-ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)          # notebook 01's artefact: users' sequence lengths, and checks
+ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)  # sequence lengths, and checks
 runs = all_runs[all_runs["max_len"] == MAX_LEN].copy()
 if runs.empty:
     raise ValueError(f"{csv_path.name} has no runs with max_len={MAX_LEN}; it has max_len "

@@ -105,7 +105,8 @@ def load_kwargs(dataset: str, args) -> dict:
     if dataset == "ids":
         return {"interactions_path": str(Path(args.data_path).resolve())}
     if dataset not in DATASET_NAMES:
-        return {"interactions_path": str(Path(args.interactions).resolve()), "items_path": str(Path(args.items).resolve())}
+        return {"interactions_path": str(Path(args.interactions).resolve()),
+                "items_path": str(Path(args.items).resolve())}
     return {}
 
 
@@ -311,8 +312,8 @@ def main(argv=None):
                 for seed in args.seeds:
                     device = f"cuda:{len(jobs) % gpus}" if gpus > 1 else args.device
                     jobs.append(dict(dataset=dataset, name=name, load_kwargs=kwargs, variant=variant, seed=seed,
-                                     max_len=max_len, device=device, compile=args.compile, bf16=args.bf16, profile=profile,
-                                     profile_settings=settings, tables_path=str(tables[variant] or ""),
+                                     max_len=max_len, device=device, compile=args.compile, bf16=args.bf16,
+                                     profile=profile, profile_settings=settings, tables_path=str(tables[variant] or ""),
                                      threads=threads, progress=args.workers == 1, git_commit=commit,
                                      command=command))
     print(f"{len(jobs)} runs, profile {profile} {settings}, {args.workers} worker(s), results in {out}")

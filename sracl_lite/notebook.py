@@ -20,7 +20,8 @@ OVERRIDDEN = {}   # parameters whose SRACL_<NAME> changed the default: name -> v
 # clones, the commit the results grid records. Any other SRACL_* variable is a typo.
 NOTEBOOK_PARAMETERS = {
     "alpha", "batch_size", "beauty", "beta", "dataset", "device", "dtype", "encoder", "generate_all",
-    "interactions", "items", "k", "length_edges", "level", "max_len", "metric", "min_item_interactions", "min_user_interactions", "model",
+    "interactions", "items", "k", "length_edges", "level", "max_len", "metric", "min_item_interactions",
+    "min_user_interactions", "model",
     "n_live", "n_probes", "prefix_users", "profile", "profile_dir", "reference_epochs", "results_dir", "seed",
     "semantic_tables", "sub_prob"}
 OTHER_VARIABLES = {"data_dir", "repo_url", "git_commit"}

@@ -612,7 +612,8 @@ def kind_prompts(ds, kind: str, cfg: PromptConfig = None, granularity: str = "us
         raise ValueError(f"kind {kind!r}: expected one of {list(PROFILE_FILES)}")
     from .retrieval import holdout_probes
     by_prefix = user_prompts(ds, cfg, "prefix")
-    return {key: by_prefix[key] for key in holdout_probes(ds.train_sequences, max_probes=probes, seed=probe_seed).keys()}
+    held_out = holdout_probes(ds.train_sequences, max_probes=probes, seed=probe_seed)
+    return {key: by_prefix[key] for key in held_out.keys()}
 
 
 def write_prompt_settings(folder, ds, cfg: PromptConfig, backend):

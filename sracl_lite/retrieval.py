@@ -391,7 +391,9 @@ def _faiss_search(base):
 def _torch_search(base, device):
     import torch
     base_t = torch.as_tensor(base, device=device)
-    return lambda query, size: (torch.as_tensor(query, device=device) @ base_t.T).topk(size, dim=1).indices.cpu().numpy()
+    def search(query, size):
+        return (torch.as_tensor(query, device=device) @ base_t.T).topk(size, dim=1).indices.cpu().numpy()
+    return search
 
 
 def _check_others(query_groups, base_groups) -> np.ndarray:

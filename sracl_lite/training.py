@@ -423,7 +423,7 @@ class Trainer:
             losses[0].backward()
             self.optimizer.step()
             # summed on the device: reading a loss every step would stall the GPU
-            sums += torch.stack([l.detach().float() for l in losses]) * len(idx)
+            sums += torch.stack([part.detach().float() for part in losses]) * len(idx)
         total, rec, cross, intra = (sums / seen).tolist()   # the epoch's one host sync
         if not math.isfinite(total):
             raise FloatingPointError(f"training diverged in epoch {self.epoch + 1}: mean loss {total} (rec {rec}, "

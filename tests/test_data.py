@@ -246,8 +246,8 @@ def test_text_ids_and_iso_or_float_timestamps(tmp_path):
     assert ds.user_raw_ids.tolist() == ["A2SUAM1J3GNN3B", "AX"]
     assert ds.items["raw_id"].tolist() == ["0205616461", "B00005N7P0", "B0000CC64W"], "leading zero kept"
     titles = dict(zip(ds.items["raw_id"], ds.items["title"]))
-    first_user = [titles[r] for r in ds.items.loc[list(ds.train_sequences[0]) + [ds.valid_targets[0], ds.test_targets[0]],
-                                                   "raw_id"]]
+    sequence = list(ds.train_sequences[0]) + [ds.valid_targets[0], ds.test_targets[0]]
+    first_user = [titles[r] for r in ds.items.loc[sequence, "raw_id"]]
     assert first_user == ["x", "y, with comma", 'say "z"'], "ISO dates order the interactions"
     inter.write_text("user_id,item_id,timestamp\n1,0205616461,1.5\n1,B00005N7P0,0.5\n1,B0000CC64W,2.25\n")
     ds = load_dataset("toy", data_dir=tmp_path, interactions_path=inter, items_path=items,
