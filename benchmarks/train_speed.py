@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from sracl_lite.data import SequenceData, load_dataset  # noqa: E402
 from sracl_lite.model import ModelConfig  # noqa: E402
-from sracl_lite.semantic import random_tables  # noqa: E402
+from sracl_lite import retrieval as R
 from sracl_lite.training import PRESETS, TrainConfig, Trainer  # noqa: E402
 
 BEAUTY_CANDIDATES = [ROOT / ".bench_data" / "amazon_beauty_ids.txt",
@@ -141,8 +141,8 @@ def main(argv=None):
     text_dim = args.text_dim or (1024 if dataset == "beauty" else 384)
     ds = load_beauty(args.data) if dataset == "beauty" else load_dataset(dataset)
     # per-user tables (ours) and per-prefix ones (the reference preset), both random, the paper's shapes
-    tables = [random_tables(ds.train_sequences, ds.n_items, k=args.k, dim=text_dim, seed=0, pool=pool)
-              for pool in ("user", "prefix")]
+    pools = (R.user_pool(ds.train_sequences), R.prefix_pool(ds.train_sequences, whole=False))
+    tables = [R.random_neighbor_tables(ds.train_sequences, ds.n_items, pool, k=args.k, dim=text_dim) for pool in pools]
     n_train = len(ds.train_prefixes(20).targets)
     print(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {n_train} training prefixes; device "
           f"{device_name(device)}; torch {torch.__version__}", flush=True)

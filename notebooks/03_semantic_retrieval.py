@@ -85,7 +85,7 @@ import pandas as pd
 from sracl_lite import paths, profiling
 from sracl_lite import retrieval as R
 from sracl_lite.data import load_dataset
-from sracl_lite.notebook import check_stored, expect, pick_device, set_seed
+from sracl_lite.notebook import check_stored, expect, set_seed
 from sracl_lite.semantic import SemanticTables
 
 set_seed(SEED)
@@ -150,7 +150,7 @@ print("LLM answers:", f"coverage {coverage}" if llm else "none found; comparing 
 print(inspect.getsource(R.TextEncoder.encode))
 
 # %%
-encoder = R.TextEncoder(R.EncoderConfig(model_id=ENCODER, device=pick_device(DEVICE)))
+encoder = R.TextEncoder(R.EncoderConfig(model_id=ENCODER, device=DEVICE))
 sources = {"template text": template} | ({"LLM text": llm} if llm else {})
 item_emb, user_emb, probe_emb = {}, {}, {}
 for name, texts in sources.items():

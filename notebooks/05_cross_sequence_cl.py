@@ -382,7 +382,7 @@ print(pd.DataFrame(changed, index=["this notebook", "reference"]).T.to_string())
 # NBVAL_IGNORE_OUTPUT
 # Near-tied prefixes of one user can swap places on another CPU; the Checks compare with tolerances.
 started = time.time()
-prefix_pool = R.training_prefix_pool(ds.train_sequences)
+prefix_pool = R.prefix_pool(ds.train_sequences, whole=False)
 prefix_emb = R.mean_item_embedding(tables.item_emb, ds.train_sequences, prefix_pool, window=reference.max_len,
                                    unit=False)
 prefix_tables = R.prefix_tables(tables.item_emb, prefix_pool, prefix_emb, k=K, exclude="rank0")

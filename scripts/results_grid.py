@@ -20,7 +20,6 @@ import concurrent.futures as futures
 import dataclasses
 import datetime
 import fcntl
-import hashlib
 import multiprocessing
 import os
 import platform
@@ -39,7 +38,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
-from sracl_lite.data import DATASET_NAMES  # noqa: E402
+from sracl_lite.data import DATASET_NAMES, file_sha256
 from sracl_lite.evaluation import VARIANTS, merge_results, rank_key  # noqa: E402
 from sracl_lite.metrics import metric_names  # noqa: E402
 from sracl_lite.training import PROFILES  # noqa: E402  the budgets notebooks 04-06 use
@@ -110,14 +109,6 @@ def load_kwargs(dataset: str, args) -> dict:
     return {}
 
 
-def file_digest(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
-
-
 def check_tables(dataset: str, artefact_dir: Path, variants) -> dict:
     """{variant: tables path or None}; a clear error when a variant's tables cannot exist or are missing."""
     semantic = [v for v in variants if VARIANTS[v]["tables"]]
@@ -177,7 +168,8 @@ def run_one(job: dict):
     from sracl_lite.training import TrainConfig
     from sracl_lite.model import ModelConfig
     from sracl_lite.semantic import SemanticTables
-    from sracl_lite.training import Trainer, resolve_device
+    from sracl_lite.model import resolve_device
+    from sracl_lite.training import Trainer
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])
@@ -207,7 +199,7 @@ def run_one(job: dict):
     row = {"dataset": job["name"], "variant": job["variant"], "max_len": job["max_len"], "seed": job["seed"],
            "role": spec["role"], "description": spec["description"], "backbone": backbone,
            "tables": spec["tables"] or "none",
-           "tables_sha256": file_digest(job["tables_path"]) if job["tables_path"] else "none",
+           "tables_sha256": file_sha256(job["tables_path"])[:12] if job["tables_path"] else "none",
            "alpha": config.alpha, "beta": config.beta, "synthesizer": config.synthesizer if config.alpha > 0 else "off",
            "intra_aug": config.intra_aug if config.uses_intra else "off", "profile": job["profile"],
            "epochs": config.epochs, "patience": config.patience,

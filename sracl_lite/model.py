@@ -18,6 +18,16 @@ import torch.nn.functional as F
 BACKBONES = ("sasrec", "gru4rec")
 
 
+def resolve_device(name: str) -> torch.device:
+    """"auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda" or "cuda:N"."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use 'cpu' or 'auto'")
+    return device
+
+
 @dataclass
 class ModelConfig:
     backbone: str = "sasrec"       # "sasrec" | "gru4rec"; both serve the same losses and trainer

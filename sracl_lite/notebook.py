@@ -100,14 +100,6 @@ def set_seed(seed: int):
     torch.manual_seed(seed)
 
 
-def pick_device(requested: str = "auto") -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {requested!r} asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'")
-    return requested
-
-
 def save_metrics(dataset: str, variant: str, metrics: dict, folder=None) -> Path:
     """Write one run's metrics where notebook 07 looks for them."""
     path = Path(folder or paths.metrics_dir(dataset)) / f"{variant}.json"

@@ -40,8 +40,8 @@ class EncoderConfig:
     # so notebooks run offline. The paper used SimCSE RoBERTa-large (1024-d); any
     # sentence-transformers id works where the Hub is reachable.
     model_id: str = DEFAULT_MODEL_ID
-    # None picks cuda when available: encoding is the only heavy step of retrieval.
-    device: str | None = None
+    # "auto" picks cuda when available: encoding is the only heavy step of retrieval.
+    device: str = "auto"
     # 128 encoded short texts about 1.7x faster than 64 on CPU; lower it for long texts on a small GPU.
     batch_size: int = 128
     # Embeddings are cached per (model id, text), so re-runs encode only new texts. None: no cache.
@@ -49,12 +49,11 @@ class EncoderConfig:
     show_progress: bool = True
 
 
-def load_sentence_model(model_id: str = DEFAULT_MODEL_ID, device: str | None = None):
+def load_sentence_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto"):
     """A SentenceTransformer for `model_id`, from the offline wheel copy when one is installed (notebook 03)."""
     from sentence_transformers import SentenceTransformer
-    if device is None:
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from .model import resolve_device
+    device = str(resolve_device(device))
     path = model_id
     if model_id in OFFLINE_COPIES:
         try:
@@ -212,23 +211,15 @@ def user_pool(train_sequences) -> PrefixSet:
     return PrefixSet(users.astype(np.int64), lengths[users], "user")
 
 
-def prefix_pool(train_sequences, min_length: int = 1, users=None) -> PrefixSet:
-    """Entries (u, t) for t = min_length..len(train_sequences[u]), for every user or only `users` (notebook 03)."""
+def prefix_pool(train_sequences, min_length: int = 1, users=None, whole: bool = True) -> PrefixSet:
+    """Entries (u, t) for t = min_length..len(train_sequences[u]), for every user or only `users`
+    (notebook 03). whole=False stops at len - 1: exactly the training prefixes, each followed by a
+    training item (notebook 05), the reference's per-prefix pool without its leak (the reference
+    also embeds the prefix whose next item is the validation target)."""
     chosen = range(len(train_sequences)) if users is None else sorted(int(u) for u in users)
-    users, lengths = [], []
-    for u in chosen:
-        t = np.arange(min_length, len(train_sequences[u]) + 1)
-        users.append(np.full(len(t), u))
-        lengths.append(t)
-    return PrefixSet(np.concatenate(users).astype(np.int64), np.concatenate(lengths).astype(np.int64), "prefix")
-
-
-def training_prefix_pool(train_sequences) -> PrefixSet:
-    """Entries (u, t) for t = 1..len - 1: exactly the training prefixes, each followed by a training
-    item (notebook 05). The reference's per-prefix pool without its leak: the reference also embeds
-    the prefix whose next item is the validation target."""
-    lengths = [np.arange(1, len(s)) for s in train_sequences]
-    users = [np.full(len(t), u) for u, t in enumerate(lengths)]
+    end = 1 if whole else 0
+    lengths = [np.arange(min_length, len(train_sequences[u]) + end) for u in chosen]
+    users = [np.full(len(t), u) for u, t in zip(chosen, lengths)]
     return PrefixSet(np.concatenate(users).astype(np.int64), np.concatenate(lengths).astype(np.int64), "prefix")
 
 
@@ -443,7 +434,7 @@ def prefix_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, exclude: str
                   device: str = "cpu") -> SemanticTables:
     """Per-prefix SemanticTables as the reference builds them (notebook 05).
 
-    pool: training_prefix_pool (one entry per training prefix); pool_emb: one embedding per
+    pool: prefix_pool(..., whole=False) (one entry per training prefix); pool_emb: one embedding per
     entry, kept as given (raw scale: the synthesizer sees it). Neighbours are the cosine top-k
     among all pool entries except the entry itself (exclude="self": a user's other prefixes are
     eligible) or except every entry of the anchor's user (exclude="user"). exclude="rank0" is the

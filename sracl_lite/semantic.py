@@ -66,38 +66,3 @@ class SemanticTables:
 
 
 ARRAY_FIELDS = ("item_emb", "item_neighbors", "pool_users", "pool_lengths", "pool_emb", "pool_neighbors")
-
-
-def random_tables(train_sequences, n_items: int, k: int = 10, dim: int = 64, seed: int = 0,
-                  pool: str = "user") -> SemanticTables:
-    """Tables of the right shapes with random embeddings and neighbours.
-
-    pool="user": one entry per user (its whole training sequence); pool="prefix": one per
-    training prefix (u, t), t = 1..len - 1, the shape of the reference's per-prefix pool.
-    Stands in for real retrieval in speed benchmarks, and is the 'random neighbours' ablation.
-    Neighbours never include the entry itself (or, for items, the item itself).
-    """
-    if pool not in ("user", "prefix"):
-        raise ValueError(f"pool={pool!r}; choose 'user' or 'prefix'")
-    rng = np.random.default_rng(seed)
-    lengths = np.array([len(s) for s in train_sequences], dtype=np.int64)
-    if pool == "user":
-        pool_users, pool_lengths = np.arange(len(train_sequences), dtype=np.int64), lengths
-    else:
-        pool_users = np.repeat(np.arange(len(train_sequences), dtype=np.int64), np.maximum(lengths - 1, 0))
-        pool_lengths = np.concatenate([np.arange(1, n, dtype=np.int64) for n in lengths])
-    n_pool = len(pool_users)
-    item_emb = rng.standard_normal((n_items + 1, dim)).astype(np.float32)
-    item_emb[0] = 0
-    # Draw from n-1 ids and shift those at or above the anchor: uniform over "anyone but me".
-    item_neighbors = rng.integers(1, n_items, size=(n_items + 1, k))
-    item_neighbors += item_neighbors >= np.arange(n_items + 1)[:, None]
-    item_neighbors[0] = 0
-    pool_neighbors = rng.integers(0, n_pool - 1, size=(n_pool, k))
-    pool_neighbors += pool_neighbors >= np.arange(n_pool)[:, None]
-    return SemanticTables(
-        item_emb=item_emb, item_neighbors=item_neighbors.astype(np.int64),
-        pool_users=pool_users, pool_lengths=pool_lengths,
-        pool_emb=rng.standard_normal((n_pool, dim)).astype(np.float32),
-        pool_neighbors=pool_neighbors.astype(np.int64),
-        description=f"random neighbours (k={k}, seed={seed}), per-{pool} pool")

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from .losses import (SYNTHESIZER_INITS, SYNTHESIZER_MODES, SampleSynthesizer, cl4srec_augment, info_nce, nt_xent,
                      semantic_substitute)
 from .metrics import full_ranks, metric_names, metrics_from_ranks
-from .model import ModelConfig, build_model, check_item_ids
+from .model import ModelConfig, build_model, check_item_ids, resolve_device
 
 INTRA_AUGMENTATIONS = ("semantic", "cl4srec", "none")
 POOL_MATCHES = ("auto", "user", "prefix")
@@ -205,15 +205,6 @@ def plot_histories(results: dict, metric: str = "NDCG@10"):
     return fig
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"TrainConfig.device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
-    return device
-
-
 def pool_entry_of_prefixes(tables, users, lengths, match: str = "auto") -> np.ndarray:
     """Pool entry of each training prefix (user u, length t).
 
@@ -286,7 +277,7 @@ class Trainer:
         if needs_tables:
             if tables is None:
                 raise ValueError("alpha > 0 or intra_aug='semantic' with beta > 0 needs semantic tables: pass "
-                                 "tables= (notebook 03, or semantic.random_tables) or set alpha=0 / beta=0")
+                                 "tables= (notebook 03, or retrieval.random_neighbor_tables) or set alpha=0 / beta=0")
             self._load_tables(tables, prefixes.users[keep], prefixes.lengths[keep])
 
         # Model first, straight after seeding: plain SASRec training draws the same initial weights.

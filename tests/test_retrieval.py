@@ -282,7 +282,7 @@ def test_minilm_loads_offline_and_ranks_related_texts_closer():
 
 def test_training_prefix_pool_is_the_training_prefixes():
     sequences = [np.array([1, 2, 3]), np.array([4]), np.array([5, 6])]
-    pool = R.training_prefix_pool(sequences)
+    pool = R.prefix_pool(sequences, whole=False)
     assert pool.keys() == [(0, 1), (0, 2), (2, 1)], "(u, len) would be followed by the validation item"
 
 
@@ -294,11 +294,11 @@ def test_no_pool_entry_of_any_kind_holds_a_validation_or_test_item():
     ds = SequenceData.from_interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]), "toy",
                                         config=PrepConfig(3, 1))
     for pool in (R.user_pool(ds.train_sequences), R.prefix_pool(ds.train_sequences),
-                 R.training_prefix_pool(ds.train_sequences)):
+                 R.prefix_pool(ds.train_sequences, whole=False)):
         for i in range(len(pool)):
             held_out = {ds.valid_targets[pool.users[i]], ds.test_targets[pool.users[i]]}
             assert not held_out & set(pool.items(ds.train_sequences, i).tolist()), (pool.kind, pool.keys()[i])
-    pool = R.training_prefix_pool(ds.train_sequences)
+    pool = R.prefix_pool(ds.train_sequences, whole=False)
     nexts = [ds.train_sequences[u][t] for u, t in pool.keys()]  # would raise past the training items
     assert len(nexts) == len(ds.train_prefixes(20).targets)
 
@@ -306,7 +306,7 @@ def test_no_pool_entry_of_any_kind_holds_a_validation_or_test_item():
 def test_prefix_tables_self_exclusion_keeps_the_users_other_prefixes_but_never_the_anchor():
     rng = np.random.default_rng(0)
     sequences = random_sequences(n_users=5, n_items=15, seed=1)
-    pool = R.training_prefix_pool(sequences)
+    pool = R.prefix_pool(sequences, whole=False)
     item_emb = np.vstack([np.zeros((1, 6)), rng.standard_normal((15, 6))]).astype(np.float32)
     # Unnormalised, like the reference's SimCSE outputs; the tables keep the scale.
     pool_emb = 7.0 * R.mean_item_embedding(item_emb, sequences, pool, window=4, unit=False)

@@ -5,9 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sracl_lite import retrieval as R
 from sracl_lite.data import PrepConfig, SequenceData
 from sracl_lite.model import ModelConfig, build_model
-from sracl_lite.semantic import SemanticTables, random_tables
+from sracl_lite.semantic import SemanticTables
 from sracl_lite.training import (TrainConfig, Trainer, load_checkpoint, load_state_checked,
                                  pool_entry_of_prefixes, profile_config, train)
 
@@ -28,7 +29,7 @@ def ds():
 
 @pytest.fixture(scope="module")
 def tables(ds):
-    return random_tables(ds.train_sequences, ds.n_items, k=3, dim=12, seed=0)
+    return R.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=12)
 
 
 def config(**kw):
@@ -95,7 +96,7 @@ def test_per_prefix_pool_maps_each_prefix_to_its_entry(ds):
                           pool_neighbors=np.zeros((len(users), 2), np.int64))
     entry = pool_entry_of_prefixes(pool, users, lengths)
     assert np.array_equal(pool.pool_users[entry], users) and np.array_equal(pool.pool_lengths[entry], lengths)
-    per_user = random_tables(ds.train_sequences, ds.n_items, k=2, dim=4)
+    per_user = R.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=2, dim=4)
     assert np.array_equal(pool_entry_of_prefixes(per_user, users, lengths), users)
 
 
@@ -118,16 +119,16 @@ def test_checkpoint_round_trip_and_mismatch_errors(ds, tables, tmp_path):
 def test_input_errors(ds, tables):
     with pytest.raises(ValueError, match="needs semantic tables"):
         Trainer(ds, config(alpha=0.1), tables=None)
-    other = random_tables(ds.train_sequences, ds.n_items + 4, k=3, dim=12)
+    other = R.random_neighbor_tables(ds.train_sequences, ds.n_items + 4, R.user_pool(ds.train_sequences), k=3, dim=12)
     with pytest.raises(ValueError, match="cover .* items; the dataset has"):
         Trainer(ds, config(), other)
-    short = random_tables(ds.train_sequences, ds.n_items, k=3, dim=12)
+    short = R.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=12)
     short.item_neighbors = short.item_neighbors[:-2]
     with pytest.raises(ValueError, match="item_neighbors has .* rows"):
         Trainer(ds, config(), short)
     with pytest.raises(ValueError, match="k=5 but the tables hold 3"):
         Trainer(ds, config(k=5), tables)
-    bad = random_tables(ds.train_sequences, ds.n_items, k=3, dim=12)
+    bad = R.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=12)
     bad.item_neighbors = bad.item_neighbors + 100
     with pytest.raises(ValueError, match="item_neighbors: item ids must lie"):
         Trainer(ds, config(), bad)
@@ -185,10 +186,9 @@ def test_profiles_differ_only_in_budget():
 
 
 def test_reference_preset_second_anchor_pass_and_nt_xent(ds):
-    from sracl_lite import retrieval as R
     from sracl_lite.losses import nt_xent
     rng = np.random.default_rng(0)
-    pool = R.training_prefix_pool(ds.train_sequences)
+    pool = R.prefix_pool(ds.train_sequences, whole=False)
     item_emb = rng.standard_normal((ds.n_items + 1, 12)).astype(np.float32)
     tables = R.prefix_tables(item_emb, pool, R.mean_item_embedding(item_emb, ds.train_sequences, pool, 6, unit=False),
                              k=3, exclude="self")
