@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from sracl_lite.retrieval import DEFAULT_MODEL_ID, EncoderConfig, TextEncoder  # noqa: E402
+from sracl_lite.encoder import DEFAULT_MODEL_ID, EncoderConfig, TextEncoder
 
 WORDS = ("user enjoys thoughtful dramas with strong characters, prefers classic science fiction, "
          "dislikes slapstick comedy, watches thrillers with twists, likes animated family films, "

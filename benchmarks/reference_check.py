@@ -11,7 +11,7 @@ Identical inputs, written in the authors' file formats into `--work-dir`:
 - interactions: FILE (default: the paper's Amazon Beauty ids, lines "user item", oldest first);
 - stand-in semantic tables (no item text exists for these ids), made from training interactions
   only: item vectors = the 64 item factors of a truncated SVD of the training user-item matrix
-  (`retrieval.item_svd_embedding`), mapped to 1024 dimensions (the authors' synthesizer is built
+  (`baselines.item_svd_embedding`), mapped to 1024 dimensions (the authors' synthesizer is built
   for 1024) by a Gaussian matrix drawn with seed 0, then tanh: bounded values with norms of about
   20, like the SimCSE outputs the authors embed. Row 0 (padding) is zeros. A prefix's vector is
   the mean of its window's item vectors (the last 20 items), unnormalised. Files: the item table
@@ -61,7 +61,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sracl_lite import retrieval as R  # noqa: E402
+from sracl_lite import baselines as B
+from sracl_lite import retrieval as R
 from sracl_lite.data import load_dataset  # noqa: E402
 from sracl_lite.training import Trainer, profile_config  # noqa: E402
 
@@ -236,7 +237,7 @@ def stand_in_tables(user_train: dict, n_items: int, keys: dict):
     """Item table (n_items + 1, 1024) and per-key table in the authors' id space (module docstring)."""
     users = sorted(user_train)
     sequences = [np.asarray(user_train[u], dtype=np.int64) for u in users]
-    factors = R.item_svd_embedding(sequences, n_items, 64)                       # (n_items + 1, 64)
+    factors = B.item_svd_embedding(sequences, n_items, 64)                       # (n_items + 1, 64)
     mapping = np.random.default_rng(SEED_OF_MAP).standard_normal((factors.shape[1], TEXT_DIM))
     items = np.tanh(factors @ mapping).astype(np.float32)
     items[0] = 0

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from sracl_lite.data import SequenceData, load_dataset  # noqa: E402
 from sracl_lite.model import ModelConfig  # noqa: E402
+from sracl_lite import baselines as B
 from sracl_lite import retrieval as R
 from sracl_lite.training import PRESETS, TrainConfig, Trainer  # noqa: E402
 
@@ -142,7 +143,7 @@ def main(argv=None):
     ds = load_beauty(args.data) if dataset == "beauty" else load_dataset(dataset)
     # per-user tables (ours) and per-prefix ones (the reference preset), both random, the paper's shapes
     pools = (R.user_pool(ds.train_sequences), R.prefix_pool(ds.train_sequences, whole=False))
-    tables = [R.random_neighbor_tables(ds.train_sequences, ds.n_items, pool, k=args.k, dim=text_dim) for pool in pools]
+    tables = [B.random_neighbor_tables(ds.train_sequences, ds.n_items, pool, k=args.k, dim=text_dim) for pool in pools]
     n_train = len(ds.train_prefixes(20).targets)
     print(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {n_train} training prefixes; device "
           f"{device_name(device)}; torch {torch.__version__}", flush=True)

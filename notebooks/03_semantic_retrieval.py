@@ -82,8 +82,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from sracl_lite import baselines as B
+from sracl_lite import neighbor_quality as Q
 from sracl_lite import paths, profiling
 from sracl_lite import retrieval as R
+from sracl_lite.encoder import EncoderConfig, TextEncoder, embed_items, embed_prefix_texts
 from sracl_lite.data import load_dataset
 from sracl_lite.notebook import check_stored, expect, set_seed
 from sracl_lite.semantic import SemanticTables
@@ -147,17 +150,17 @@ print("LLM answers:", f"coverage {coverage}" if llm else "none found; comparing 
 # encodes only texts it has not seen, and two models never share a file.
 
 # %%
-print(inspect.getsource(R.TextEncoder.encode))
+print(inspect.getsource(TextEncoder.encode))
 
 # %%
-encoder = R.TextEncoder(R.EncoderConfig(model_id=ENCODER, device=DEVICE))
+encoder = TextEncoder(EncoderConfig(model_id=ENCODER, device=DEVICE))
 sources = {"template text": template} | ({"LLM text": llm} if llm else {})
 item_emb, user_emb, probe_emb = {}, {}, {}
 for name, texts in sources.items():
     started = time.time()
-    item_emb[name] = R.embed_items(encoder, texts["items"], ds.n_items)
-    user_emb[name] = R.embed_prefix_texts(encoder, texts["users"], pool)
-    probe_emb[name] = R.embed_prefix_texts(encoder, texts["probes"], probes)
+    item_emb[name] = embed_items(encoder, texts["items"], ds.n_items)
+    user_emb[name] = embed_prefix_texts(encoder, texts["users"], pool)
+    probe_emb[name] = embed_prefix_texts(encoder, texts["probes"], probes)
     print(f"{name}: embedded in {time.time() - started:.1f} s", file=sys.stderr)  # cache-dependent, so stderr
 print(f"item embeddings {item_emb['template text'].shape}, user embeddings {user_emb['template text'].shape}, "
       f"probe embeddings {probe_emb['template text'].shape} ({ENCODER})")
@@ -201,7 +204,7 @@ anchors = list(by_popularity[:3]) + list(by_popularity[len(by_popularity) // 2:]
 with pd.option_context("display.max_colwidth", 120):
     for name, table in item_neighbors.items():
         print(f"--- {name}")
-        print(R.show_item_neighbors(table, titles, anchors, n_show=5).to_string())
+        print(Q.show_item_neighbors(table, titles, anchors, n_show=5).to_string())
 
 # %% [markdown]
 # ## 4. Sequence neighbours, and a leak-free way to judge them
@@ -224,7 +227,7 @@ probe_emb["mean of items"] = R.mean_item_embedding(item_emb[mean_source], ds.tra
 probe_neighbors = {name: R.pool_neighbors(probe_emb[name], probes.users, user_emb[name], pool, K)
                    for name in user_emb}
 with pd.option_context("display.max_colwidth", 70):
-    print(R.show_pool_neighbors(probe_neighbors["template text"], probes, pool, ds.train_sequences, titles,
+    print(Q.show_pool_neighbors(probe_neighbors["template text"], probes, pool, ds.train_sequences, titles,
                                 rows=[0, 1], last_n=3, n_show=3).T.to_string())
 
 # %% [markdown]
@@ -235,11 +238,11 @@ with pd.option_context("display.max_colwidth", 70):
 #   "w/o semantic retrieval" ablation, and the floor every check below should beat.
 
 # %%
-item_neighbors["collaborative"] = R.cooccurrence_item_neighbors(ds.train_sequences, ds.n_items, K)
-probe_neighbors["collaborative"] = R.collaborative_pool_neighbors(ds.train_sequences, probes, pool, ds.n_items, K)
-item_neighbors["random"] = R.random_item_neighbors(ds.n_items, K, seed=SEED)
-probe_neighbors["random"] = R.random_pool_neighbors(probes.users, pool, K, seed=SEED)
-print(R.show_item_neighbors(item_neighbors["collaborative"], titles, anchors[:3], n_show=5).to_string())
+item_neighbors["collaborative"] = B.cooccurrence_item_neighbors(ds.train_sequences, ds.n_items, K)
+probe_neighbors["collaborative"] = B.collaborative_pool_neighbors(ds.train_sequences, probes, pool, ds.n_items, K)
+item_neighbors["random"] = B.random_item_neighbors(ds.n_items, K, seed=SEED)
+probe_neighbors["random"] = B.random_pool_neighbors(probes.users, pool, K, seed=SEED)
+print(Q.show_item_neighbors(item_neighbors["collaborative"], titles, anchors[:3], n_show=5).to_string())
 
 # %% [markdown]
 # ## 6. Neighbour quality before training
@@ -255,11 +258,11 @@ print(R.show_item_neighbors(item_neighbors["collaborative"], titles, anchors[:3]
 
 # %%
 order = ["LLM text", "template text", "mean of items", "collaborative", "random"]
-neighbor_sources = {name: R.NeighborSource(item_neighbors.get(name) if name != "mean of items" else None,
+neighbor_sources = {name: Q.NeighborSource(item_neighbors.get(name) if name != "mean of items" else None,
                                            probe_neighbors.get(name))
                     for name in order if name in item_neighbors or name in probe_neighbors}
-quality = R.compare_neighbor_sources(neighbor_sources, ds.train_sequences, ds.items["categories"], probes, pool)
-R.plot_neighbor_quality(quality)
+quality = Q.compare_neighbor_sources(neighbor_sources, ds.train_sequences, ds.items["categories"], probes, pool)
+Q.plot_neighbor_quality(quality)
 plt.show()
 print(quality.pivot_table(index="source", columns="metric", values="value", sort=False).round(3).to_string())
 
@@ -324,8 +327,8 @@ self_only = R.top_k_neighbors(prefix_probe_emb, prefix_emb, K, probe_entries, np
 prefix_neighbors = {
     "mean of items, self excluded only (leaky)": self_only,
     "mean of items": R.pool_neighbors(prefix_probe_emb, prefix_probes.users, prefix_emb, prefix_pool, K),
-    "collaborative": R.collaborative_pool_neighbors(ds.train_sequences, prefix_probes, prefix_pool, ds.n_items, K),
-    "random": R.random_pool_neighbors(prefix_probes.users, prefix_pool, K, seed=SEED)}
+    "collaborative": B.collaborative_pool_neighbors(ds.train_sequences, prefix_probes, prefix_pool, ds.n_items, K),
+    "random": B.random_pool_neighbors(prefix_probes.users, prefix_pool, K, seed=SEED)}
 print(f"per-prefix retrieval: {time.time() - started:.1f} s", file=sys.stderr)
 same_user = (prefix_pool.users[self_only] == prefix_probes.users[:, None]).mean()
 print(f"{len(prefix_pool):,} pool entries from {len(demo_users)} users, {len(prefix_probes):,} probes")
@@ -335,7 +338,7 @@ print(f"excluding only the entry itself, {same_user:.0%} of the top-{K} neighbou
 # NBVAL_IGNORE_OUTPUT
 # A user's consecutive prefixes have nearly equal embeddings, so near-ties swap places under
 # another CPU's float rounding and the last digits move: the Checks compare these with tolerances.
-prefix_quality = R.compare_neighbor_sources({n: R.NeighborSource(None, nb) for n, nb in prefix_neighbors.items()},
+prefix_quality = Q.compare_neighbor_sources({n: Q.NeighborSource(None, nb) for n, nb in prefix_neighbors.items()},
                                             ds.train_sequences, ds.items["categories"], prefix_probes, prefix_pool)
 print(prefix_quality.drop(columns="neighbours").round(3).to_string(index=False))
 
@@ -360,9 +363,9 @@ print(prefix_quality.drop(columns="neighbours").round(3).to_string(index=False))
 # %%
 def build(name):
     if name == "collaborative":
-        return R.collaborative_tables(ds.train_sequences, ds.n_items, pool, K)
+        return B.collaborative_tables(ds.train_sequences, ds.n_items, pool, K)
     if name == "random":
-        return R.random_neighbor_tables(ds.train_sequences, ds.n_items, pool, K, seed=SEED)
+        return B.random_neighbor_tables(ds.train_sequences, ds.n_items, pool, K, seed=SEED)
     text = f"mean of item embeddings ({mean_source})" if name == "mean of items" else name
     return R.build_tables(item_emb[name], pool, user_emb[name], K,
                           description=f"{text}, {ENCODER}, cosine top-{K}, per-user pool")

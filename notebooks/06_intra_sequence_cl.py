@@ -75,7 +75,8 @@ from sracl_lite import losses, training
 from sracl_lite.data import load_dataset
 from sracl_lite.metrics import metric_names, per_user_metrics
 from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
-from sracl_lite.retrieval import show_item_neighbors, tables_path
+from sracl_lite.neighbor_quality import show_item_neighbors
+from sracl_lite.retrieval import tables_path
 from sracl_lite.semantic import SemanticTables
 
 set_seed(SEED)

