@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from sracl_lite.data import load_dataset  # noqa: E402
-from sracl_lite.profiling import LLMSettings, TransformersBackend, user_prompts  # noqa: E402
+from sracl_lite.llm import LLMSettings, TransformersBackend
+from sracl_lite.prompts import user_prompts
 
 
 def main():

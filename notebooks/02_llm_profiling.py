@@ -86,17 +86,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sracl_lite import paths, profiling
+from sracl_lite import llm, paths, profiling, prompts
 from sracl_lite.data import load_dataset
 from sracl_lite.notebook import set_seed
 
 set_seed(SEED)
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
-print(inspect.getsource(profiling.user_prompts))
+print(inspect.getsource(prompts.user_prompts))
 
 # %%
-item_prompts = profiling.item_prompts(ds)
-user_prompts = profiling.user_prompts(ds)  # key (user row, training length): one profile per user
+item_prompts = prompts.item_prompts(ds)
+user_prompts = prompts.user_prompts(ds)  # key (user row, training length): one profile per user
 print(f"{len(item_prompts)} item prompts, {len(user_prompts)} user prompts\n")
 print(item_prompts[1], "\n" + "-" * 100)
 first_user = next(iter(user_prompts))
@@ -122,7 +122,7 @@ print("held-out titles found in user prompts:", leaks)
 # is the per-user prompt, so both share cache entries.
 
 # %%
-per_prefix = profiling.user_prompts(ds, granularity="prefix")
+per_prefix = prompts.user_prompts(ds, granularity="prefix")
 print(f"per-prefix prompts: {len(per_prefix)}; shared with per-user: "
       f"{sum(per_prefix[k] == p for k, p in user_prompts.items())} of {len(user_prompts)}")
 
@@ -133,8 +133,8 @@ print(f"per-prefix prompts: {len(per_prefix)}; shared with per-user: "
 # cuts long inputs at the end, so the recent titles go first). Notebook 03 compares both sources.
 
 # %%
-template_items = profiling.template_item_texts(ds)
-template_users = profiling.template_user_texts(ds)
+template_items = prompts.template_item_texts(ds)
+template_users = prompts.template_user_texts(ds)
 print(template_items[1])
 print(template_users[first_user][:300], "...")
 
@@ -149,13 +149,13 @@ print(template_users[first_user][:300], "...")
 # and stops at 64 new tokens (about 45 words: decoding is most of the cost on a CPU).
 
 # %%
-src = inspect.getsource(profiling.TransformersBackend.generate)
+src = inspect.getsource(llm.TransformersBackend.generate)
 print(src[src.index("        order ="):src.index("        return answers")])
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-backend = profiling.TransformersBackend(MODEL or None, device=DEVICE, dtype=DTYPE, batch_size=BATCH_SIZE)
-tag = profiling.model_tag(backend)
+backend = llm.TransformersBackend(MODEL or None, device=DEVICE, dtype=DTYPE, batch_size=BATCH_SIZE)
+tag = llm.model_tag(backend)
 print(backend.model_id, backend.settings, "->", tag)
 
 rng = np.random.default_rng(SEED)
@@ -204,7 +204,7 @@ class Interrupted(Exception):
     pass
 
 
-class InterruptedBackend(profiling.FakeBackend):
+class InterruptedBackend(llm.FakeBackend):
     def generate(self, prompts, on_answer=None):
         def stop_after_five(i, answer):
             on_answer(i, answer)
@@ -220,7 +220,7 @@ with tempfile.TemporaryDirectory() as tmp:
         profiling.generate_cached(demo_prompts, InterruptedBackend(), path, progress=False)
     except Interrupted:
         print("interrupted; answers on disk:", len(path.read_text().splitlines()) - 1)
-    resumed = profiling.FakeBackend()
+    resumed = llm.FakeBackend()
     answers = profiling.generate_cached(demo_prompts, resumed, path, progress=False)
     lines = path.read_text().splitlines()
     print(f"resumed: {resumed.generated_tokens // 5} new answers, {len(lines) - 1} rows, "
@@ -251,7 +251,7 @@ with tempfile.TemporaryDirectory() as tmp:
 # NBVAL_IGNORE_OUTPUT
 if GENERATE_ALL:
     folder = profiling.profile_dir(DATASET, backend)
-    profiling.write_prompt_settings(folder, ds, profiling.PromptConfig(), backend)
+    profiling.write_prompt_settings(folder, ds, prompts.PromptConfig(), backend)
     for kind, file in profiling.PROFILE_FILES.items():  # items, users, notebook 03's probes
         profiling.generate_cached(profiling.kind_prompts(ds, kind), backend, folder / file, desc=kind)
 folders = profiling.profile_dirs(DATASET)
@@ -386,7 +386,7 @@ plt.show()
 # ## Checks
 
 # %%
-assert profiling.item_prompts(ds) == item_prompts and profiling.user_prompts(ds) == user_prompts, \
+assert prompts.item_prompts(ds) == item_prompts and prompts.user_prompts(ds) == user_prompts, \
     "prompts must be deterministic"
 assert leaks == 0, "a user prompt lists one of that user's validation/test titles"
 assert list(user_prompts) == [(u, len(s)) for u, s in enumerate(ds.train_sequences)]

@@ -84,7 +84,7 @@ import pandas as pd
 
 from sracl_lite import baselines as B
 from sracl_lite import neighbor_quality as Q
-from sracl_lite import paths, profiling
+from sracl_lite import paths, profiling, prompts
 from sracl_lite import retrieval as R
 from sracl_lite.encoder import EncoderConfig, TextEncoder, embed_items, embed_prefix_texts
 from sracl_lite.data import load_dataset
@@ -97,9 +97,9 @@ titles = ds.items["title"]
 pool = R.user_pool(ds.train_sequences)
 probes = R.holdout_probes(ds.train_sequences, max_probes=N_PROBES or None, seed=SEED)
 
-template = {"items": profiling.template_item_texts(ds),
-            "users": profiling.template_user_texts(ds, granularity="user")}
-prefix_texts = profiling.template_user_texts(ds, granularity="prefix")  # every prefix, probes among them
+template = {"items": prompts.template_item_texts(ds),
+            "users": prompts.template_user_texts(ds, granularity="user")}
+prefix_texts = prompts.template_user_texts(ds, granularity="prefix")  # every prefix, probes among them
 template["probes"] = {key: prefix_texts[key] for key in probes.keys()}
 print(f"{ds.n_items} items, {len(pool)} users in the pool, {len(probes)} probes")
 print("item 1:", template["items"][1])
@@ -130,9 +130,9 @@ def cached_answers(prompts: dict, folder: Path, names) -> dict:
 llm, coverage = None, {}
 profile_dir = find_profile_dir()
 if profile_dir is not None:
-    user_prompt_of = profiling.user_prompts(ds, granularity="prefix")  # (user, length) -> prompt
+    user_prompt_of = prompts.user_prompts(ds, granularity="prefix")  # (user, length) -> prompt
     user_files = sorted(p.name for p in profile_dir.glob("*.jsonl") if p.name != "items.jsonl")
-    answers = {"items": cached_answers(profiling.item_prompts(ds), profile_dir, ["items.jsonl"]),
+    answers = {"items": cached_answers(prompts.item_prompts(ds), profile_dir, ["items.jsonl"]),
                "users": cached_answers({k: user_prompt_of[k] for k in pool.keys()}, profile_dir, user_files),
                "probes": cached_answers({k: user_prompt_of[k] for k in probes.keys()}, profile_dir, user_files)}
     coverage = {part: len(answers[part]) / len(template[part]) for part in template}

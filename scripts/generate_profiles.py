@@ -26,7 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sracl_lite import paths, profiling  # noqa: E402
-from sracl_lite.data import DATASET_NAMES, load_dataset  # noqa: E402
+from sracl_lite.data import DATASET_NAMES, load_dataset
+from sracl_lite.llm import FakeBackend, LLMSettings, OpenAIBackend, TransformersBackend
+from sracl_lite.prompts import PromptConfig
 
 
 def parse_args(argv=None):
@@ -45,12 +47,12 @@ def parse_args(argv=None):
     p.add_argument("--probe-seed", type=int, default=2024)
     p.add_argument("--out", help="root of the profile folders (default: <data folder>/profiles)")
     g = p.add_argument_group("prompts")
-    d = profiling.PromptConfig()
+    d = PromptConfig()
     g.add_argument("--n-contexts", type=int, default=d.n_contexts)
     g.add_argument("--context-len", type=int, default=d.context_len)
     g.add_argument("--max-history", type=int, default=d.max_history)
     g = p.add_argument_group("generation")
-    s = profiling.LLMSettings()
+    s = LLMSettings()
     g.add_argument("--model", help="HF id, local folder or .gguf (transformers; default: the "
                    "offline SmolLM2-135M-Instruct), or the endpoint's model name (openai)")
     g.add_argument("--max-new-tokens", type=int, default=s.max_new_tokens)
@@ -69,19 +71,19 @@ def parse_args(argv=None):
 
 
 def build_backend(args):
-    settings = profiling.LLMSettings(args.max_new_tokens, args.repetition_penalty, args.temperature)
+    settings = LLMSettings(args.max_new_tokens, args.repetition_penalty, args.temperature)
     if args.backend == "transformers":
         if args.threads:
             import torch
             torch.set_num_threads(args.threads)
-        return profiling.TransformersBackend(args.model, device=args.device, dtype=args.dtype,
+        return TransformersBackend(args.model, device=args.device, dtype=args.dtype,
                                              batch_size=args.batch_size, settings=settings)
     if args.backend == "openai":
         if not args.model:
             raise SystemExit("--backend openai needs --model (the endpoint's model name)")
-        return profiling.OpenAIBackend(args.model, base_url=args.base_url, api_key_env=args.api_key_env,
+        return OpenAIBackend(args.model, base_url=args.base_url, api_key_env=args.api_key_env,
                                        settings=settings, concurrency=args.concurrency)
-    return profiling.FakeBackend(delay_s=args.fake_delay, batch_size=args.batch_size)
+    return FakeBackend(delay_s=args.fake_delay, batch_size=args.batch_size)
 
 
 def main(argv=None):
@@ -91,7 +93,7 @@ def main(argv=None):
         raise SystemExit(f"--what {args.what!r}: expected a comma list of items, users, probes")
     ds = load_dataset(args.dataset, data_dir=args.data_dir, interactions_path=args.interactions,
                       items_path=args.items)
-    cfg = profiling.PromptConfig(n_contexts=args.n_contexts, context_len=args.context_len,
+    cfg = PromptConfig(n_contexts=args.n_contexts, context_len=args.context_len,
                                  max_history=args.max_history)
     t0 = time.time()
     backend = build_backend(args)

@@ -1,4 +1,4 @@
-"""Prompts, answer cache, backends' failure modes and resumable generation (sracl_lite.profiling)."""
+"""Prompts, answer cache, backends' failure modes and resumable generation (prompts, llm, profiling)."""
 import json
 import os
 import signal
@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sracl_lite import llm as L
 from sracl_lite import paths, profiling
+from sracl_lite import prompts as P
 from sracl_lite.data import PrepConfig, SequenceData
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,8 +52,8 @@ def toy():
 # ------------------------------------------------------------------ prompts
 
 def test_prompts_hold_no_validation_or_test_items(toy):
-    item_prompts = profiling.item_prompts(toy)
-    user_prompts = profiling.user_prompts(toy)
+    item_prompts = P.item_prompts(toy)
+    user_prompts = P.user_prompts(toy)
     held = {int(i) for i in np.concatenate([toy.valid_targets, toy.test_targets])}
     assert len(held) == 2 * toy.n_users  # the fixture made them unique to one user each
     for item in held:
@@ -70,29 +72,29 @@ def test_prompts_hold_no_validation_or_test_items(toy):
 
 
 def test_user_prompt_is_the_recent_training_history(toy):
-    cfg = profiling.PromptConfig(max_history=4)
-    prompts = profiling.user_prompts(toy, cfg)
+    cfg = P.PromptConfig(max_history=4)
+    prompts = P.user_prompts(toy, cfg)
     assert list(prompts) == [(u, len(s)) for u, s in enumerate(toy.train_sequences)]
     seq = toy.train_sequences[0]
     listed = [line.split(". ", 1)[1] for line in prompts[(0, len(seq))].splitlines()
               if line[:1].isdigit()]
     assert listed == [toy.items.at[int(i), "title"] for i in seq[-4:]]
     assert f"the most recent 4 of {len(seq)}" in prompts[(0, len(seq))]
-    per_prefix = profiling.user_prompts(toy, cfg, granularity="prefix")
+    per_prefix = P.user_prompts(toy, cfg, granularity="prefix")
     assert len(per_prefix) == sum(len(s) for s in toy.train_sequences)
     assert per_prefix[(0, len(seq))] == prompts[(0, len(seq))]  # shared cache entries
     with pytest.raises(ValueError, match="granularity"):
-        profiling.user_prompts(toy, cfg, granularity="session")
+        P.user_prompts(toy, cfg, granularity="session")
 
 
 def test_item_prompt_contexts_are_seeded_and_bounded(toy):
-    cfg = profiling.PromptConfig(n_contexts=2, context_len=3)
-    a, b = profiling.item_prompts(toy, cfg), profiling.item_prompts(toy, cfg)
+    cfg = P.PromptConfig(n_contexts=2, context_len=3)
+    a, b = P.item_prompts(toy, cfg), P.item_prompts(toy, cfg)
     assert a == b
     lines = [[line for line in p.splitlines() if line.startswith("- ")] for p in a.values()]
     assert max(len(x) for x in lines) == 2
     assert max(line.count(" -> ") for x in lines for line in x) == 2
-    other_seed = profiling.item_prompts(toy, profiling.PromptConfig(n_contexts=2, context_len=3, seed=7))
+    other_seed = P.item_prompts(toy, P.PromptConfig(n_contexts=2, context_len=3, seed=7))
     assert other_seed != a  # the seed does pick the contexts
 
 
@@ -101,11 +103,11 @@ def test_prompts_identical_across_processes(toy, tmp_path):
     interactions, items, _ = toy_interactions()
     interactions.to_csv(tmp_path / "inter.csv", index=False)
     items.to_csv(tmp_path / "items.csv", index=False)
-    code = ("import hashlib, json, sys; from sracl_lite import profiling; from sracl_lite.data import *;"
+    code = ("import hashlib, json, sys; from sracl_lite import prompts as P; from sracl_lite.data import *;"
             "ds = SequenceData.from_interactions(__import__('pandas').read_csv(sys.argv[1]), 'toy',"
             " __import__('pandas').read_csv(sys.argv[2]), PrepConfig(1, 1));"
-            "p = {**{str(k): v for k, v in profiling.item_prompts(ds).items()},"
-            " **{str(k): v for k, v in profiling.user_prompts(ds).items()}};"
+            "p = {**{str(k): v for k, v in P.item_prompts(ds).items()},"
+            " **{str(k): v for k, v in P.user_prompts(ds).items()}};"
             "print(hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest())")
     files = [str(tmp_path / "inter.csv"), str(tmp_path / "items.csv")]
     digests = {subprocess.run([sys.executable, "-c", code, *files], cwd=REPO, capture_output=True, text=True,
@@ -115,8 +117,8 @@ def test_prompts_identical_across_processes(toy, tmp_path):
 
 
 def test_template_texts(toy):
-    items = profiling.template_item_texts(toy)
-    users = profiling.template_user_texts(toy)
+    items = P.template_item_texts(toy)
+    users = P.template_user_texts(toy)
     assert items[1] == toy.items.at[1, "text"] and len(items) == toy.n_items
     seq = toy.train_sequences[0]
     newest = toy.items.at[int(seq[-1]), "title"]
@@ -156,18 +158,18 @@ def test_cache_never_mixes_models_or_settings(tmp_path):
             profiling.AnswerCache(path, model, settings)
     assert profiling.answer_key("p", "model-a", {"x": 1}) != profiling.answer_key("p", "model-b", {"x": 1})
     assert profiling.answer_key("p", "m", {"x": 1}) != profiling.answer_key("p", "m", {"x": 2})
-    fast, slow = profiling.FakeBackend(), profiling.FakeBackend(delay_s=0.1)
-    assert profiling.model_tag(fast) == profiling.model_tag(slow)  # delay is no generation setting
+    fast, slow = L.FakeBackend(), L.FakeBackend(delay_s=0.1)
+    assert L.model_tag(fast) == L.model_tag(slow)  # delay is no generation setting
     slow.settings = {"answer": "other"}
-    assert profiling.model_tag(fast) != profiling.model_tag(slow)
+    assert L.model_tag(fast) != L.model_tag(slow)
 
 
 def test_generate_cached_then_load_without_backend(tmp_path, toy):
-    prompts = profiling.user_prompts(toy)
-    backend = profiling.FakeBackend()
+    prompts = P.user_prompts(toy)
+    backend = L.FakeBackend()
     answers = profiling.generate_cached(prompts, backend, tmp_path / "u.jsonl", progress=False)
     assert list(answers) == list(prompts) and all(a.startswith("Fake answer") for a in answers.values())
-    again = profiling.FakeBackend()
+    again = L.FakeBackend()
     assert profiling.generate_cached(prompts, again, tmp_path / "u.jsonl", progress=False) == answers
     assert again.generated_tokens == 0  # nothing regenerated
     assert profiling.load_cached(prompts, tmp_path / "u.jsonl") == answers
@@ -287,14 +289,14 @@ def api_key(monkeypatch):
 
 
 def backend_for(server_url, key_env, **kw):
-    return profiling.OpenAIBackend("tiny-chat", base_url=server_url, api_key_env=key_env,
+    return L.OpenAIBackend("tiny-chat", base_url=server_url, api_key_env=key_env,
                                    backoff_s=0.01, timeout_s=10, **kw)
 
 
 def test_openai_success(api_key):
     server = ScriptedServer([(200, chat_answer(" A thoughtful drama fan. "))])
     try:
-        backend = backend_for(server.url, api_key, settings=profiling.LLMSettings(max_new_tokens=42))
+        backend = backend_for(server.url, api_key, settings=L.LLMSettings(max_new_tokens=42))
         assert backend.generate(["describe"]) == ["A thoughtful drama fan."]
         path, auth, body = server.requests[0]
         assert path == "/v1/chat/completions" and auth == "Bearer secret"
@@ -349,7 +351,7 @@ def test_openai_client_error_is_not_retried(api_key):
 def test_openai_missing_key(monkeypatch):
     monkeypatch.delenv("SRACL_ABSENT_KEY", raising=False)
     with pytest.raises(ValueError, match="SRACL_ABSENT_KEY is empty"):
-        profiling.OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", api_key_env="SRACL_ABSENT_KEY")
+        L.OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", api_key_env="SRACL_ABSENT_KEY")
 
 
 def test_openai_unreachable_endpoint(api_key):
@@ -378,18 +380,18 @@ def test_concurrent_answers_keep_prompt_order(api_key, tmp_path):
 
 def test_unknown_local_model_is_a_clear_error():
     with pytest.raises(OSError, match="cannot load LLM 'no-such-org/no-such-model-sracl'.*Fix"):
-        profiling.TransformersBackend("no-such-org/no-such-model-sracl")
+        L.TransformersBackend("no-such-org/no-such-model-sracl")
 
 
 def test_unknown_dtype_is_a_clear_error():
     # Checked before any model loads, so a typo costs no load time.
     with pytest.raises(ValueError, match="dtype='float33'.*'float32'"):
-        profiling.TransformersBackend("no-such-org/no-such-model-sracl", dtype="float33")
+        L.TransformersBackend("no-such-org/no-such-model-sracl", dtype="float33")
 
 
 def test_unknown_backend_name():
     with pytest.raises(ValueError, match="backend='llama'"):
-        profiling.make_backend("llama")
+        L.make_backend("llama")
 
 
 def test_committed_profiles_answer_the_current_prompts():
