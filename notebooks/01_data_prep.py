@@ -64,7 +64,8 @@ import numpy as np
 import pandas as pd
 
 from sracl_lite import data as data_module
-from sracl_lite.data import load_dataset, read_source, timestamp_ties
+from sracl_lite.data import load_dataset, timestamp_ties
+from sracl_lite.sources import read_source
 
 raw_interactions, raw_items, source_files = read_source(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 print("source files:", [f.name for f in source_files])

@@ -26,7 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sracl_lite import paths, profiling  # noqa: E402
-from sracl_lite.data import DATASET_NAMES, load_dataset
+from sracl_lite.data import load_dataset
+from sracl_lite.sources import DATASET_NAMES
 from sracl_lite.llm import FakeBackend, LLMSettings, OpenAIBackend, TransformersBackend
 from sracl_lite.prompts import PromptConfig
 

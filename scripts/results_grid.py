@@ -38,7 +38,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
-from sracl_lite.data import DATASET_NAMES, file_sha256
+from sracl_lite.data import file_sha256
+from sracl_lite.sources import DATASET_NAMES
 from sracl_lite.evaluation import VARIANTS, merge_results, rank_key  # noqa: E402
 from sracl_lite.metrics import metric_names  # noqa: E402
 from sracl_lite.training import PROFILES  # noqa: E402  the budgets notebooks 04-06 use

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sracl_lite import data
+from sracl_lite import sources
 from sracl_lite.data import PrepConfig, SequenceData, load_dataset
 
 
@@ -77,7 +77,7 @@ def write_grouplens_ml100k(raw_dir):
 
 
 def test_ml100k_grouplens_zip_when_recbole_absent(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "recbole_ml100k_dir", lambda: None)
+    monkeypatch.setattr(sources, "recbole_ml100k_dir", lambda: None)
     write_grouplens_ml100k(tmp_path / "raw")
     ds = load_dataset("ml-100k", data_dir=tmp_path, min_user_interactions=1, min_item_interactions=1)
     assert (ds.n_users, ds.n_items) == (3, 4)
@@ -125,7 +125,7 @@ def test_amazon_2014_format(tmp_path):
 
 
 def test_download_failure_says_what_to_fetch_and_where(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "GROUPLENS_URL", "http://127.0.0.1:9/{name}.zip")  # nothing listens there
+    monkeypatch.setattr(sources, "GROUPLENS_URL", "http://127.0.0.1:9/{name}.zip")  # nothing listens there
     with pytest.raises(RuntimeError, match=r"could not download http://127.0.0.1:9/ml-1m.zip.*put it at .*ml-1m.zip"):
         load_dataset("ml-1m", data_dir=tmp_path)
     assert not list((tmp_path / "raw").glob("*.part")), "a failed download leaves no partial file"
