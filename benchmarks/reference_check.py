@@ -19,7 +19,7 @@ Identical inputs, written in the authors' file formats into `--work-dir`:
   (`keys.pkl`, "uid:item1:...:itemN" -> row), with keys made by the authors' own
   `utils.data_augmentation` over training prefixes only (the authors' own files also hold
   prefixes ending in validation items; that leak is left out on both sides);
-- hyper-parameters: the authors' defaults (= `training.PRESETS["reference"]`), seeds as given;
+- hyper-parameters: the authors' defaults (= `experiments.PRESETS["reference"]`), seeds as given;
   our neighbour rule is the authors' literal one (`retrieval.prefix_tables(exclude="rank0")`).
 
 The authors' code imports `recbole.model.layers.TransformerEncoder` and five bookkeeping helpers
@@ -64,7 +64,8 @@ sys.path.insert(0, str(ROOT))
 from sracl_lite import baselines as B
 from sracl_lite import retrieval as R
 from sracl_lite.data import load_dataset  # noqa: E402
-from sracl_lite.training import Trainer, profile_config  # noqa: E402
+from sracl_lite.experiments import profile_config
+from sracl_lite.training import Trainer
 
 DEFAULT_DATA = ROOT.parent / "shared" / "benchmarks" / "amazon_beauty_ids.txt"
 MAX_LEN, TEXT_DIM, SEED_OF_MAP = 20, 1024, 0

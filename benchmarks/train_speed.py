@@ -37,7 +37,8 @@ from sracl_lite.data import SequenceData, load_dataset  # noqa: E402
 from sracl_lite.model import ModelConfig  # noqa: E402
 from sracl_lite import baselines as B
 from sracl_lite import retrieval as R
-from sracl_lite.training import PRESETS, TrainConfig, Trainer  # noqa: E402
+from sracl_lite.experiments import PRESETS, TrainConfig
+from sracl_lite.training import Trainer
 
 BEAUTY_CANDIDATES = [ROOT / ".bench_data" / "amazon_beauty_ids.txt",
                      ROOT / "shared" / "benchmarks" / "amazon_beauty_ids.txt",

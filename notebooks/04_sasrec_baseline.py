@@ -81,7 +81,7 @@ import torch
 import torch.nn.functional as F
 
 from sracl_lite import model as model_module
-from sracl_lite import training
+from sracl_lite import experiments, training
 from sracl_lite.data import load_dataset
 from sracl_lite.metrics import metric_names, metrics_from_ranks, per_user_metrics, target_ranks
 from sracl_lite.model import build_model, count_parameters
@@ -89,12 +89,12 @@ from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics
 
 set_seed(SEED)
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
-config = training.profile_config(PROFILE, alpha=0.0, beta=0.0, seed=SEED, device=DEVICE)
+config = experiments.profile_config(PROFILE, alpha=0.0, beta=0.0, seed=SEED, device=DEVICE)
 prefixes = ds.train_prefixes(config.max_len)
 print(f"{DATASET}: {ds.n_users} users, {ds.n_items} items, {len(prefixes.targets):,} training prefixes, "
       f"inputs {prefixes.inputs.shape}")
-profiles = pd.DataFrame({name: vars(training.profile_config(name, alpha=0.0, beta=0.0))
-                         for name in training.PROFILES}).drop(index="model")
+profiles = pd.DataFrame({name: vars(experiments.profile_config(name, alpha=0.0, beta=0.0))
+                         for name in experiments.PROFILES}).drop(index="model")
 print(profiles.loc[["max_train_prefixes", "epochs", "patience", "batch_size", "lr", "max_len",
                     "valid_metric", "unique_candidates"]].to_string())
 print(f"\nthis run: profile {PROFILE!r}")

@@ -82,14 +82,13 @@ import torch
 import torch.nn.functional as F
 
 from sracl_lite import retrieval as R
-from sracl_lite import training
+from sracl_lite import experiments, training
 from sracl_lite.data import load_dataset
 from sracl_lite.losses import SampleSynthesizer, info_nce
 from sracl_lite.metrics import metric_names
 from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
 from sracl_lite.retrieval import tables_path
-from sracl_lite.semantic import SemanticTables
-from sracl_lite.training import pool_entry_of_prefixes, pool_sequences
+from sracl_lite.semantic import SemanticTables, pool_entry_of_prefixes, pool_sequences
 
 set_seed(SEED)
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
@@ -98,7 +97,7 @@ tables.check_fits(ds.n_users, ds.n_items)
 print(f"tables {SEMANTIC_TABLES!r}: {tables.description}")
 print(f"pool: {len(tables.pool_users)} entries, semantic embeddings {tables.pool_emb.shape}, "
       f"{tables.k} neighbours each")
-config = training.profile_config(PROFILE, alpha=ALPHA, beta=0.0, k=K, seed=SEED, device=DEVICE)
+config = experiments.profile_config(PROFILE, alpha=ALPHA, beta=0.0, k=K, seed=SEED, device=DEVICE)
 
 # %% [markdown]
 # ## 2. From a training prefix to its candidate positives
@@ -372,7 +371,7 @@ print(f"Spearman correlation of a pool entry's candidate score with its sequence
 
 # %%
 # All B x k candidate rows are encoded, as the authors do; on the CPU profile a short run.
-reference = training.profile_config(PROFILE, "reference", k=K, seed=SEED, device=DEVICE, unique_candidates=False,
+reference = experiments.profile_config(PROFILE, "reference", k=K, seed=SEED, device=DEVICE, unique_candidates=False,
                                     **({"epochs": REFERENCE_EPOCHS} if PROFILE == "cpu" else {}))
 changed = {name: (getattr(config, name), getattr(reference, name))
            for name in ("pool_match", "cross_loss", "synth_init", "exclude_history", "early_stop", "beta")}

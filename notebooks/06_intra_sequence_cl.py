@@ -71,7 +71,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sracl_lite import losses, training
+from sracl_lite import experiments, losses, training
 from sracl_lite.data import load_dataset
 from sracl_lite.metrics import metric_names, per_user_metrics
 from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
@@ -83,7 +83,7 @@ set_seed(SEED)
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 tables = SemanticTables.load(tables_path(ds.artefact_dir, SEMANTIC_TABLES))
 tables.check_fits(ds.n_users, ds.n_items)
-config = training.profile_config(PROFILE, alpha=ALPHA, beta=BETA, k=K, sub_prob=SUB_PROB, seed=SEED, device=DEVICE)
+config = experiments.profile_config(PROFILE, alpha=ALPHA, beta=BETA, k=K, sub_prob=SUB_PROB, seed=SEED, device=DEVICE)
 item_neighbors = torch.as_tensor(tables.item_neighbors[:, :K])          # (n_items + 1, K)
 print(f"tables {SEMANTIC_TABLES!r}: {tables.description}")
 shown_items = [i for i in (50, 100, 181) if i <= ds.n_items] or [1, ds.n_items]   # examples chosen on ML-100K

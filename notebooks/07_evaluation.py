@@ -95,7 +95,7 @@ import numpy as np
 import pandas as pd
 
 from sracl_lite import evaluation as E
-from sracl_lite import paths
+from sracl_lite import experiments, paths
 from sracl_lite.data import load_dataset
 
 pd.set_option("display.width", 200)
@@ -134,14 +134,14 @@ else:
 
 # %% [markdown]
 # ## 3. Every variant, mean ± std over seeds
-# The registry of variants lives in `sracl_lite.evaluation.VARIANTS`; a variant absent from the CSV
+# The registry of variants lives in `sracl_lite.experiments.VARIANTS`; a variant absent from the CSV
 # is listed as missing rather than dropped, so a gap is visible. The std is over seeds (training
 # randomness: initialisation, batch order, dropout, augmentations).
 
 # %%
 summary = E.summary_table(runs)
-registry = pd.DataFrame(E.VARIANTS).T[["role", "description"]]
-names = E.variant_order(list(E.VARIANTS) + list(summary.index))
+registry = pd.DataFrame(experiments.VARIANTS).T[["role", "description"]]
+names = E.variant_order(list(experiments.VARIANTS) + list(summary.index))
 summary = summary.reindex(names)
 table = registry.reindex(names).join(summary["n_seeds"].fillna(0).astype(int)).join(E.mean_std_text(summary))
 table
@@ -151,7 +151,7 @@ print(f"change of the mean vs SASRec, % (test, max_len={MAX_LEN}):")
 relative = summary[[f"{m} vs sasrec %" for m in E.REPORTED_METRICS]].dropna(how="all")
 relative.columns = E.REPORTED_METRICS
 print(relative.drop(index="sasrec", errors="ignore").round(1).to_string())
-missing = [v for v in E.VARIANTS if v not in set(runs["variant"])]
+missing = [v for v in experiments.VARIANTS if v not in set(runs["variant"])]
 print("\nmissing from the CSV:", ", ".join(missing) or "none")
 
 # %% [markdown]
@@ -165,7 +165,7 @@ colors = {"baseline": "tab:gray", "sra-cl": "tab:red", "ablation": "tab:orange",
 shown = summary.dropna(subset=[METRIC])
 fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(shown) + 1.5), sharey=True)
 for ax, metric in zip(axes, [METRIC, METRIC.replace("NDCG", "HR")]):
-    roles = [E.VARIANTS.get(v, {}).get("role", "other") for v in shown.index]
+    roles = [experiments.VARIANTS.get(v, {}).get("role", "other") for v in shown.index]
     ax.barh(shown.index, shown[metric], xerr=shown[f"{metric} std"].fillna(0),
             color=[colors.get(r, "tab:purple") for r in roles], capsize=3)
     if "sasrec" in shown.index:
@@ -197,7 +197,7 @@ def runs_of(variant):
 
 
 rows, not_possible = [], {}
-for a, b, question in E.COMPARISONS:
+for a, b, question in experiments.COMPARISONS:
     ranks_a, ranks_b = runs_of(a), runs_of(b)
     if ranks_a and ranks_b:
         rows.append({"A": a, "B": b, "question": question, **E.paired_test(ranks_a, ranks_b, METRIC)})
@@ -264,20 +264,20 @@ if profiles != ["paper"]:
 
 # %%
 selection_metric = runs["valid_metric"].iloc[0]
-candidates = [v for v in ["sracl"] + [v for v, spec in E.VARIANTS.items() if spec["role"] == "exploration"]
+candidates = [v for v in ["sracl"] + [v for v, spec in experiments.VARIANTS.items() if spec["role"] == "exploration"]
               if runs_of(v)]
 choice = (runs[runs["variant"].isin(candidates + ["sasrec"])].groupby("variant")
           .agg(seeds=("seed", "size"), valid=(f"valid_{selection_metric}", "mean"),
                valid_std=(f"valid_{selection_metric}", "std"), test=(f"test_{METRIC}", "mean"),
                test_std=(f"test_{METRIC}", "std"))
           .reindex([v for v in ["sasrec"] + candidates]))
-choice.insert(0, "tables", [E.VARIANTS[v]["tables"] or "none" for v in choice.index])
+choice.insert(0, "tables", [experiments.VARIANTS[v]["tables"] or "none" for v in choice.index])
 print(f"validation {selection_metric} (selection) and test {METRIC} (result), means over seeds:")
 print(choice.round(4).to_string())
 if candidates and runs_of("sasrec"):
     chosen = choice.loc[candidates, "valid"].idxmax()
     margin = choice.loc[chosen, "valid"] / choice.loc["sasrec", "valid"] - 1
-    print(f"\nchosen on validation: {chosen} ({E.VARIANTS[chosen]['description']}), validation "
+    print(f"\nchosen on validation: {chosen} ({experiments.VARIANTS[chosen]['description']}), validation "
           f"{selection_metric} {margin:+.1%} vs SASRec")
     result = E.paired_test(runs_of(chosen), runs_of("sasrec"), METRIC)
     print(E.comparison_sentence(result, f"the chosen configuration ({chosen})", "SASRec", level=LEVEL))
@@ -370,7 +370,7 @@ plt.show()
 # %% [markdown]
 # ## 9. The CPU-profile numbers of notebooks 04-06
 # Notebooks 04-06 train single runs (seed 2024) and save them with `save_metrics`; with their
-# default **reduced CPU profile** (`training.PROFILES["cpu"]`: a seeded sixth of the training
+# default **reduced CPU profile** (`experiments.PROFILES["cpu"]`: a seeded sixth of the training
 # prefixes, 4 epochs) they are far from converged. They are shown side by side for orientation
 # only: compare them with each other, and with grid rows only where the profile column matches.
 

@@ -5,8 +5,8 @@ test, best epoch, epochs run, training seconds, the settings, and where it ran (
 commit, python/torch versions, device, date). Per-user test ranks go to
 results/<dataset>_ranks.npz (keys `<variant>/max_len<L>/seed<k>`) for paired tests and the
 sparsity view. A row is identified by (variant, max_len, seed): re-running some runs replaces
-those rows and keeps all others. Variants are defined in sracl_lite/evaluation.py (VARIANTS),
-profiles in sracl_lite/training.py (PROFILES, shared with notebooks 04-06).
+those rows and keeps all others. Variants are defined in sracl_lite/experiments.py (VARIANTS),
+profiles in sracl_lite/experiments.py (PROFILES, shared with notebooks 04-06).
 
 Examples (from the repository root; results/README.md lists the exact grid commands):
     .venv/bin/python scripts/results_grid.py --variants sasrec cl4srec --seeds 1 2 --profile cpu
@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing the pack
 
 from sracl_lite.data import file_sha256
 from sracl_lite.sources import DATASET_NAMES
-from sracl_lite.evaluation import VARIANTS, merge_results, rank_key  # noqa: E402
-from sracl_lite.metrics import metric_names  # noqa: E402
-from sracl_lite.training import PROFILES  # noqa: E402  the budgets notebooks 04-06 use
+from sracl_lite.evaluation import merge_results, rank_key
+from sracl_lite.experiments import PROFILES, VARIANTS  # PROFILES: the budgets notebooks 04-06 use
+from sracl_lite.metrics import metric_names
 
 
 def parse_args(argv):
@@ -57,7 +57,7 @@ def parse_args(argv):
     parser.add_argument("--interactions", help="your own data: interactions CSV (user_id,item_id,timestamp)")
     parser.add_argument("--items", help="your own data: items CSV (item_id,title[,more text columns])")
     parser.add_argument("--variants", nargs="+", default=["sasrec"],
-                        help=f"names from sracl_lite.evaluation.VARIANTS, or 'all': {', '.join(VARIANTS)}")
+                        help=f"names from sracl_lite.experiments.VARIANTS, or 'all': {', '.join(VARIANTS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1], help="training seeds (init, order, dropout)")
     parser.add_argument("--max-len", nargs="+", type=int, default=[20], help="one or more windows")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
@@ -166,7 +166,7 @@ def run_one(job: dict):
     """Train one (dataset, variant, seed, max_len) run; returns (CSV row, test ranks). Runs in a worker."""
     import torch
     from sracl_lite.data import load_dataset
-    from sracl_lite.training import TrainConfig
+    from sracl_lite.experiments import TrainConfig
     from sracl_lite.model import ModelConfig
     from sracl_lite.semantic import SemanticTables
     from sracl_lite.model import resolve_device
@@ -279,7 +279,7 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
     from sracl_lite.data import load_dataset
-    from sracl_lite.training import TrainConfig
+    from sracl_lite.experiments import TrainConfig
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

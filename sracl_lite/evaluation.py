@@ -1,7 +1,7 @@
 """Comparing trained variants honestly (notebook 07; runs come from scripts/results_grid.py).
 
 - `VARIANTS`: every variant of the comparison, in one plain dict: which semantic tables it reads
-  and how its TrainConfig differs from the defaults (training budgets: training.PROFILES).
+  and how its TrainConfig differs from the defaults (training budgets: experiments.PROFILES).
 - Results files: one CSV row per run (`merge_results` replaces re-run rows, keeps the rest) and an
   .npz of per-user test ranks keyed by `rank_key(variant, seed, max_len)`.
 - `summary_table`: mean and std over seeds of each metric, with the change relative to a baseline.
@@ -16,58 +16,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .experiments import VARIANTS
 from .metrics import per_user_metrics
 
 REPORTED_METRICS = ["HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"]
 RUN_KEY = ["variant", "max_len", "seed"]   # one CSV row per run; a re-run with the same key replaces it
-
-# name -> what it is, its role, the semantic tables it needs (None: none) and its TrainConfig
-# changes. "llm_text" etc. are the tables notebook 03 saves under data/processed/<dataset>/semantic/.
-VARIANTS = {
-    "sasrec":         dict(role="baseline", tables=None, config=dict(alpha=0.0, beta=0.0),
-                           description="SASRec, next-item loss only"),
-    "cl4srec":        dict(role="baseline", tables=None, config=dict(alpha=0.0, beta=0.1, intra_aug="cl4srec"),
-                           description="SASRec + CL4SRec views (crop/mask/reorder)"),
-    "sracl":          dict(role="sra-cl", tables="llm_text", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL, LLM profiles and summaries"),
-    "sracl_template": dict(role="sra-cl", tables="template_text", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL w/o LLM (attribute text embedded directly)"),
-    "no_cross":       dict(role="ablation", tables="llm_text", config=dict(alpha=0.0, beta=0.1),
-                           description="SRA-CL w/o cross-sequence CL"),
-    "no_intra":       dict(role="ablation", tables="llm_text", config=dict(alpha=0.1, beta=0.0),
-                           description="SRA-CL w/o intra-sequence CL"),
-    "no_synth":       dict(role="ablation", tables="llm_text", config=dict(alpha=0.1, beta=0.1, synthesizer="uniform"),
-                           description="SRA-CL w/o learnable synthesizer (uniform weights)"),
-    "random_nbrs":    dict(role="ablation", tables="random", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL with random neighbours (w/o semantic retrieval)"),
-    "gru4rec":        dict(role="plug-in", tables=None, config=dict(alpha=0.0, beta=0.0, backbone="gru4rec"),
-                           description="GRU4Rec, next-item loss only"),
-    "gru4rec_sracl":  dict(role="plug-in", tables="llm_text", config=dict(alpha=0.1, beta=0.1, backbone="gru4rec"),
-                           description="GRU4Rec + SRA-CL losses"),
-    # What the paper's design suggests when LLM neighbours are weak (notebook 03): better
-    # neighbour sources and a lighter CL weight. Compared on validation, never chosen on test.
-    "sracl_mean":     dict(role="exploration", tables="mean_of_items", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL, sequences embedded as the mean of LLM item embeddings"),
-    "sracl_collab":   dict(role="exploration", tables="collaborative", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL losses with collaborative (co-interaction) neighbours"),
-    "sracl_light":    dict(role="exploration", tables="llm_text", config=dict(alpha=0.02, beta=0.02),
-                           description="SRA-CL with alpha = beta = 0.02"),
-    "sracl_k5":       dict(role="exploration", tables="llm_text", config=dict(alpha=0.1, beta=0.1, k=5),
-                           description="SRA-CL with k = 5 neighbours instead of 10"),
-}
-
-# Pairs worth a paired test: (variant, reference, what the difference measures).
-COMPARISONS = [
-    ("sracl", "sasrec", "SRA-CL vs its backbone"),
-    ("sracl", "cl4srec", "semantic vs random-perturbation CL"),
-    ("sracl_template", "sasrec", "SRA-CL without LLM vs its backbone"),
-    ("sracl", "sracl_template", "what the LLM text adds"),
-    ("no_cross", "sracl", "ablation: cross-sequence CL removed"),
-    ("no_intra", "sracl", "ablation: intra-sequence CL removed"),
-    ("no_synth", "sracl", "ablation: learnable synthesizer removed"),
-    ("random_nbrs", "sracl", "ablation: semantic retrieval replaced by random neighbours"),
-    ("gru4rec_sracl", "gru4rec", "SRA-CL as a plug-in to GRU4Rec"),
-]
 
 
 def rank_key(variant: str, seed: int, max_len: int) -> str:

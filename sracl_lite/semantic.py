@@ -66,3 +66,46 @@ class SemanticTables:
 
 
 ARRAY_FIELDS = ("item_emb", "item_neighbors", "pool_users", "pool_lengths", "pool_emb", "pool_neighbors")
+
+
+def pool_entry_of_prefixes(tables, users, lengths, match: str = "auto") -> np.ndarray:
+    """Pool entry of each training prefix (user u, length t).
+
+    per-prefix pool: the entry (u, t); per-user pool: user u's single entry (its whole training
+    sequence). "auto" takes per-prefix when every (u, t) is in the pool, else per-user.
+    """
+    pool_users, pool_lengths = np.asarray(tables.pool_users), np.asarray(tables.pool_lengths)
+    span = int(max(pool_lengths.max(initial=0), lengths.max(initial=0))) + 1
+    if match in ("auto", "prefix"):
+        keys = pool_users * span + pool_lengths
+        order = np.argsort(keys, kind="stable")
+        wanted = users * span + lengths
+        pos = np.searchsorted(keys[order], wanted).clip(max=len(keys) - 1)
+        found = keys[order][pos] == wanted
+        if found.all():
+            return order[pos]
+        if match == "prefix":
+            raise ValueError(f"semantic tables: {int((~found).sum())} training prefixes have no pool entry "
+                             "(user, length); build per-prefix tables for this dataset and max_len, or use "
+                             "pool_match='user'")
+    counts = np.bincount(pool_users, minlength=int(users.max(initial=0)) + 1)
+    if (counts[users] != 1).any():
+        raise ValueError("semantic tables: the pool is neither per-prefix (some training prefixes have no "
+                         "entry) nor per-user (some users have no entry or several); rebuild the tables "
+                         "for this dataset with notebook 03")
+    entry_of_user = np.full(len(counts), -1)
+    entry_of_user[pool_users] = np.arange(len(pool_users))
+    return entry_of_user[users]
+
+
+def pool_sequences(tables, train_sequences, max_len: int) -> np.ndarray:
+    """(P, max_len) left-padded last max_len items of every pool entry's prefix."""
+    out = np.zeros((len(tables.pool_users), max_len), dtype=np.int64)
+    for row, (u, t) in enumerate(zip(tables.pool_users, tables.pool_lengths)):
+        seq = train_sequences[u]
+        if t > len(seq) or t < 1:
+            raise ValueError(f"semantic tables: pool entry {row} is the first {t} items of user {u}, who has "
+                             f"{len(seq)} training items; the tables were built for another split")
+        tail = seq[max(0, t - max_len):t]
+        out[row, max_len - len(tail):] = tail
+    return out

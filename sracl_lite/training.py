@@ -19,7 +19,7 @@ used exactly as in plain SASRec training.
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -28,119 +28,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .losses import (SYNTHESIZER_INITS, SYNTHESIZER_MODES, SampleSynthesizer, cl4srec_augment, info_nce, nt_xent,
-                     semantic_substitute)
-from .metrics import full_ranks, metric_names, metrics_from_ranks
-from .model import ModelConfig, build_model, check_item_ids, resolve_device
+from .checkpoints import CHECKPOINT_FORMAT
+from .experiments import TrainConfig
+from .losses import SampleSynthesizer, cl4srec_augment, info_nce, nt_xent, semantic_substitute
+from .metrics import full_ranks, metrics_from_ranks
+from .model import build_model, check_item_ids, resolve_device
+from .semantic import pool_entry_of_prefixes, pool_sequences
 
-INTRA_AUGMENTATIONS = ("semantic", "cl4srec", "none")
-POOL_MATCHES = ("auto", "user", "prefix")
-CROSS_LOSSES = ("info_nce", "nt_xent")
-EARLY_STOPS = ("strict", "recbole")
-CHECKPOINT_FORMAT = "sracl-lite-checkpoint-1"
 TABLE_NAMES = ("item_neighbors", "entry", "pool_neighbors", "pool_inputs", "pool_emb")
-
-
-@dataclass
-class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    max_len: int = 20               # reference setting; the pool is keyed by (user, length), not max_len
-    batch_size: int = 256           # reference; also the number of in-batch negatives + 1
-    lr: float = 1e-3                # Adam, as the reference
-    weight_decay: float = 0.0       # the reference uses none; dropout 0.5 regularises instead
-    epochs: int = 100               # upper bound; early stopping usually ends sooner
-    patience: int = 10              # epochs without a better validation metric before stopping
-    valid_metric: str = "MRR@10"    # model selection (reference: MRR@10; NDCG@10 is the alternative)
-    early_stop: str = "strict"      # "strict": better means strictly higher, stop after `patience` epochs
-                                    # without (ours); "recbole": the reference's rule (RecBole's
-                                    # early_stopping): metric rounded to 4 decimals, a tie counts as better (the
-                                    # later epoch is kept), stop after more than `patience` epochs without
-    exclude_history: bool = True    # evaluation: the user's history is no candidate (ours); False ranks all
-                                    # items, as the reference does (its results need this to compare)
-    eval_every: int = 1             # validate every n epochs (and always after the last)
-    alpha: float = 0.1              # weight of the cross-sequence loss (reference 0.1); 0 turns it off
-    beta: float = 0.1               # weight of the intra-sequence loss (reference 0.1); 0 turns it off
-    temperature: float = 1.0        # InfoNCE temperature on dot products (reference 1.0)
-    k: Optional[int] = None         # neighbours used per anchor / item; None = all in the tables
-    synthesizer: str = "learned"    # "learned" (paper) | "uniform" (the w/o-synthesizer ablation)
-    synth_dropout: float = 0.5      # dropout on the synthesizer's weights (reference 0.5)
-    synth_init: str = "small"       # "small": weights start near uniform (ours); "xavier": W and a Xavier-
-                                    # uniform, gain 1.414 (reference); see losses.SampleSynthesizer
-    cross_loss: str = "info_nce"    # "info_nce": the next-item pass's anchors vs their positives, B x B, one
-                                    # direction (ours); "nt_xent": a second dropout pass of the anchors vs the
-                                    # positives, symmetric over 2B rows, 2B - 2 negatives (reference)
-    intra_aug: str = "semantic"     # "semantic" (SRA-CL) | "cl4srec" (crop/mask/reorder) | "none"
-    sub_prob: float = 0.2           # per-item substitution probability (reference 0.2)
-    pool_match: str = "auto"        # prefix -> pool entry: "user" (per-user profiles), "prefix", or detect
-    max_train_prefixes: Optional[int] = None  # random subset of prefixes, to fit a CPU budget
-    unique_candidates: bool = False # encode each distinct retrieved sequence once per step. A per-user pool
-                                    # is small (943 entries on ML-100K), so a step's B*k candidates repeat
-                                    # a lot (about 550 distinct of 2,560): the CPU path of notebooks 05-06.
-                                    # Duplicates then share one dropout mask (same expectation). Not with
-                                    # compile: the number of distinct rows changes every step
-    seed: int = 2024                # reference seed; seeds init, dropout, batch order, augmentations
-    device: str = "auto"            # "auto" = cuda when available
-    bf16: bool = False              # bf16 autocast on CUDA (ignored on CPU). Off by default: with the
-                                    # reference's dot-product InfoNCE (temperature 1) 4 of 6 bf16 runs
-                                    # of SRA-CL on ML-100K diverged to NaN, and a 64-wide model gains
-                                    # little from it (benchmarks/train_speed.py measures both)
-    compile: Optional[str] = None   # torch.compile mode of the step; "reduce-overhead" (CUDA graphs) is
-                                    # 4x faster on GPU after ~45 s of compiling; SASRec only, CUDA only
-    eval_batch_size: int = 1024     # users scored at once (each row is n_items scores)
-    checkpoint: Optional[str] = None  # path to save the best state and its config; None keeps it in memory
-    progress: bool = True           # tqdm bars
-
-    def __post_init__(self):
-        if isinstance(self.model, dict):
-            self.model = ModelConfig(**self.model)
-        if self.synthesizer not in SYNTHESIZER_MODES:
-            raise ValueError(f"TrainConfig.synthesizer={self.synthesizer!r}; choose one of {SYNTHESIZER_MODES} "
-                             "(alpha=0 turns the cross-sequence branch off)")
-        if self.intra_aug not in INTRA_AUGMENTATIONS:
-            raise ValueError(f"TrainConfig.intra_aug={self.intra_aug!r}; choose one of {INTRA_AUGMENTATIONS}")
-        for name, allowed in (("synth_init", SYNTHESIZER_INITS), ("cross_loss", CROSS_LOSSES),
-                              ("early_stop", EARLY_STOPS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}; choose one of {allowed}")
-        if self.pool_match not in POOL_MATCHES:
-            raise ValueError(f"TrainConfig.pool_match={self.pool_match!r}; choose one of {POOL_MATCHES}")
-        if self.valid_metric not in metric_names():
-            raise ValueError(f"TrainConfig.valid_metric={self.valid_metric!r}; choose one of {metric_names()}")
-        if self.alpha < 0 or self.beta < 0:
-            raise ValueError("TrainConfig.alpha and beta must be >= 0 (0 turns a loss off)")
-        for name in ("max_len", "batch_size", "epochs", "patience", "eval_every", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.sub_prob <= 1.0:
-            raise ValueError(f"TrainConfig.sub_prob is a probability; got {self.sub_prob}")
-        if self.temperature <= 0:
-            raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
-        obstacle = self.compile and self.compile_obstacle()
-        if obstacle:
-            raise ValueError(f"TrainConfig.compile={self.compile!r}: {obstacle}")
-
-    def compile_obstacle(self, device_type: Optional[str] = None) -> Optional[str]:
-        """Why this config's training step cannot be compiled, or None if it can (device checked when given)."""
-        if self.unique_candidates:
-            return ("unique_candidates gives every step a different shape, which compiled steps cannot take; "
-                    "use one or the other (on GPU: compile)")
-        if self.uses_intra and self.intra_aug == "cl4srec":
-            return ("with intra_aug='cl4srec', compiling the sort-based crop/mask/reorder views for CUDA never "
-                    "finished (over 15 min, GPU idle); leave compile None")
-        if self.model.backbone != "sasrec":
-            return ("compile supports the SASRec backbone (torch.compile cannot trace nn.GRU); leave it None "
-                    "for GRU4Rec, whose cuDNN GRU is already fused")
-        if device_type is not None and device_type != "cuda":
-            return "compile is for CUDA; on CPU leave it None"
-        return None
-
-    @property
-    def uses_intra(self) -> bool:
-        return self.beta > 0 and self.intra_aug != "none"
-
-    @property
-    def second_anchor_pass(self) -> bool:
-        return self.alpha > 0 and self.cross_loss == "nt_xent"
 
 
 @dataclass
@@ -171,81 +66,6 @@ class TrainResult:
                 "test": self.test, "valid_ranks": np.asarray(self.valid_ranks).tolist(),
                 "test_ranks": np.asarray(self.test_ranks).tolist(), "history": self.history,
                 "train_seconds": self.train_seconds, **extra}
-
-
-def plot_histories(results: dict, metric: str = "NDCG@10"):
-    """Two panels: training losses and a validation metric per epoch, one line set per run (notebook 05).
-
-    `results` maps a label to a TrainResult or to its saved `record()` (notebook 06 plots saved runs).
-    """
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for i, (label, result) in enumerate(results.items()):
-        if isinstance(result, dict):
-            frame, best_epoch = pd.DataFrame(result["history"]).set_index("epoch"), result["best_epoch"]
-        else:
-            frame, best_epoch = result.history_frame(), result.best_epoch
-        color = f"C{i}"
-        left.plot(frame.index, frame["loss"], color=color, label=f"{label}: total")
-        for part, style in (("rec", "--"), ("cross", ":"), ("intra", "-.")):
-            if frame[part].abs().sum() > 0 and len(results) == 1:
-                left.plot(frame.index, frame[part], color=color, linestyle=style, label=f"{label}: {part}")
-        if metric in frame:
-            evaluated = frame[metric].dropna()
-            right.plot(evaluated.index, evaluated, color=color, marker="o", markersize=3, label=label)
-            right.axvline(best_epoch, color=color, alpha=0.3)
-    for ax in (left, right):
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    left.set(xlabel="epoch", ylabel="training loss", title="losses")
-    right.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (line: best epoch)")
-    left.legend(fontsize=8)
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def pool_entry_of_prefixes(tables, users, lengths, match: str = "auto") -> np.ndarray:
-    """Pool entry of each training prefix (user u, length t).
-
-    per-prefix pool: the entry (u, t); per-user pool: user u's single entry (its whole training
-    sequence). "auto" takes per-prefix when every (u, t) is in the pool, else per-user.
-    """
-    pool_users, pool_lengths = np.asarray(tables.pool_users), np.asarray(tables.pool_lengths)
-    span = int(max(pool_lengths.max(initial=0), lengths.max(initial=0))) + 1
-    if match in ("auto", "prefix"):
-        keys = pool_users * span + pool_lengths
-        order = np.argsort(keys, kind="stable")
-        wanted = users * span + lengths
-        pos = np.searchsorted(keys[order], wanted).clip(max=len(keys) - 1)
-        found = keys[order][pos] == wanted
-        if found.all():
-            return order[pos]
-        if match == "prefix":
-            raise ValueError(f"semantic tables: {int((~found).sum())} training prefixes have no pool entry "
-                             "(user, length); build per-prefix tables for this dataset and max_len, or use "
-                             "pool_match='user'")
-    counts = np.bincount(pool_users, minlength=int(users.max(initial=0)) + 1)
-    if (counts[users] != 1).any():
-        raise ValueError("semantic tables: the pool is neither per-prefix (some training prefixes have no "
-                         "entry) nor per-user (some users have no entry or several); rebuild the tables "
-                         "for this dataset with notebook 03")
-    entry_of_user = np.full(len(counts), -1)
-    entry_of_user[pool_users] = np.arange(len(pool_users))
-    return entry_of_user[users]
-
-
-def pool_sequences(tables, train_sequences, max_len: int) -> np.ndarray:
-    """(P, max_len) left-padded last max_len items of every pool entry's prefix."""
-    out = np.zeros((len(tables.pool_users), max_len), dtype=np.int64)
-    for row, (u, t) in enumerate(zip(tables.pool_users, tables.pool_lengths)):
-        seq = train_sequences[u]
-        if t > len(seq) or t < 1:
-            raise ValueError(f"semantic tables: pool entry {row} is the first {t} items of user {u}, who has "
-                             f"{len(seq)} training items; the tables were built for another split")
-        tail = seq[max(0, t - max_len):t]
-        out[row, max_len - len(tail):] = tail
-    return out
 
 
 class Trainer:
@@ -492,92 +312,39 @@ class Trainer:
                     "valid": metrics, **self.state()}, path)
 
 
-def load_checkpoint(path, n_items: int = None, config: TrainConfig = None, device="cpu"):
-    """Rebuild the model of a checkpoint: returns (model in eval mode, its TrainConfig, raw dict).
-
-    With `n_items` or `config`, fails clearly when the checkpoint belongs to another dataset or
-    another architecture (rather than with a tensor-shape error deep inside PyTorch).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint there; train with TrainConfig(checkpoint=...) first")
-    saved = torch.load(path, map_location=device, weights_only=False)
-    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an SRA-CL Lite checkpoint (expected format {CHECKPOINT_FORMAT})")
-    saved_config = TrainConfig(**saved["config"])
-    if n_items is not None and n_items != saved["n_items"]:
-        raise ValueError(f"{path}: checkpoint was trained on {saved['n_items']} items ({saved['dataset']}); "
-                         f"this dataset has {n_items}. Use a checkpoint of this dataset")
-    if config is not None:
-        differs = {f"model.{key}": (value, getattr(saved_config.model, key))
-                   for key, value in asdict(config.model).items() if getattr(saved_config.model, key) != value}
-        if config.max_len != saved_config.max_len:
-            differs["max_len"] = (config.max_len, saved_config.max_len)
-        if differs:
-            detail = ", ".join(f"{k}: wanted {a}, checkpoint {b}" for k, (a, b) in differs.items())
-            raise ValueError(f"{path}: checkpoint has another architecture ({detail}); load it with its own "
-                             "config or retrain")
-    model = build_model(saved_config.model, saved["n_items"], saved_config.max_len).to(device)
-    load_state_checked(model, saved["model"], str(path))
-    model.eval()
-    return model, saved_config, saved
-
-
-def load_state_checked(module: torch.nn.Module, state: dict, source: str):
-    """load_state_dict with an error that lists every missing, unexpected or reshaped tensor."""
-    own = module.state_dict()
-    problems = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-                for k, v in own.items() if k in state and state[k].shape != v.shape]
-    problems += [f"missing {k}" for k in own if k not in state]
-    problems += [f"unexpected {k}" for k in state if k not in own]
-    if problems:
-        raise ValueError(f"{source}: state does not fit this model ({'; '.join(problems[:6])}"
-                         f"{'; ...' if len(problems) > 6 else ''}); it comes from another dataset or configuration")
-    module.load_state_dict(state)
-
-
 def train(ds, config: TrainConfig = None, tables=None) -> TrainResult:
     """Train on `ds` (data.SequenceData) with `config`; `tables` (semantic.SemanticTables) are
     needed when alpha > 0 or intra_aug='semantic' (notebooks 04-06)."""
     return Trainer(ds, config, tables).fit()
 
 
-# Run profiles shared by notebooks 04-06, so that their numbers are comparable.
-# paper: the reference settings (every prefix, up to 100 epochs, patience 10); a GPU job.
-# cpu:   the same model, losses and hyper-parameters on a fixed seeded sixth of the training
-#        prefixes (16,384 of 96,458 on ML-100K) for 4 epochs, retrieved sequences encoded once
-#        per step: 256 steps, about 2.5 min of full SRA-CL on one CPU core. Not converged (the
-#        validation metrics still rise at the last epoch): CPU numbers compare runs at an equal,
-#        small budget only.
-PROFILES = {
-    "paper": {},
-    "cpu": {"max_train_prefixes": 16384, "epochs": 4, "unique_candidates": True},
-}
+def plot_histories(results: dict, metric: str = "NDCG@10"):
+    """Two panels: training losses and a validation metric per epoch, one line set per run (notebook 05).
 
-
-# Method presets: which SRA-CL. "default" is this project's form; "reference" is the authors'
-# implementation (github.com/ziqiangcui/SRA-CL, recommender_code/) option by option: per-prefix
-# pool (tables from retrieval.prefix_tables, exclusion "self"), second anchor pass with 2B NT-Xent,
-# Xavier-initialised synthesizer, all items ranked, RecBole's early stopping, and its
-# hyper-parameters (which are also our defaults, spelled out so that they cannot drift).
-PRESETS = {
-    "default": {},
-    "reference": {"pool_match": "prefix", "cross_loss": "nt_xent", "synth_init": "xavier",
-                  "exclude_history": False, "early_stop": "recbole", "max_len": 20, "batch_size": 256,
-                  "lr": 1e-3, "weight_decay": 0.0, "epochs": 100, "patience": 10, "valid_metric": "MRR@10",
-                  "alpha": 0.1, "beta": 0.1, "temperature": 1.0, "k": 10, "sub_prob": 0.2, "synth_dropout": 0.5,
-                  "intra_aug": "semantic", "synthesizer": "learned",
-                  "model": {"backbone": "sasrec", "hidden": 64, "n_layers": 2, "n_heads": 2, "ffn": 256,
-                            "dropout": 0.5, "attn_dropout": 0.5, "layer_norm_eps": 1e-12, "init_std": 0.02}},
-}
-
-
-def profile_config(profile: str, preset: str = "default", **overrides) -> TrainConfig:
-    """TrainConfig of a run profile ("cpu" or "paper", see PROFILES) and a method preset ("default" or
-    "reference", see PRESETS), with `overrides` on top (notebooks 04-06)."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile {profile!r}; choose one of {tuple(PROFILES)} (SRACL_PROFILE)")
-    if preset not in PRESETS:
-        raise ValueError(f"preset {preset!r}; choose one of {tuple(PRESETS)}")
-    # The profile comes after the preset: it sets the budget (epochs, prefixes), the preset the method.
-    return TrainConfig(**{**PRESETS[preset], **PROFILES[profile], **overrides})
+    `results` maps a label to a TrainResult or to its saved `record()` (notebook 06 plots saved runs).
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, (label, result) in enumerate(results.items()):
+        if isinstance(result, dict):
+            frame, best_epoch = pd.DataFrame(result["history"]).set_index("epoch"), result["best_epoch"]
+        else:
+            frame, best_epoch = result.history_frame(), result.best_epoch
+        color = f"C{i}"
+        left.plot(frame.index, frame["loss"], color=color, label=f"{label}: total")
+        for part, style in (("rec", "--"), ("cross", ":"), ("intra", "-.")):
+            if frame[part].abs().sum() > 0 and len(results) == 1:
+                left.plot(frame.index, frame[part], color=color, linestyle=style, label=f"{label}: {part}")
+        if metric in frame:
+            evaluated = frame[metric].dropna()
+            right.plot(evaluated.index, evaluated, color=color, marker="o", markersize=3, label=label)
+            right.axvline(best_epoch, color=color, alpha=0.3)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    left.set(xlabel="epoch", ylabel="training loss", title="losses")
+    right.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (line: best epoch)")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

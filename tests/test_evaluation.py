@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sracl_lite.evaluation import (VARIANTS, comparison_sentence, holm, length_groups, mean_std_text,
+from sracl_lite.experiments import VARIANTS
+from sracl_lite.evaluation import (comparison_sentence, holm, length_groups, mean_std_text,
                                    merge_results, metrics_by_group, paired_test, per_user_metric, rank_key,
                                    summary_table, variant_order)
 from sracl_lite.metrics import metric_names

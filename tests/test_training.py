@@ -10,8 +10,10 @@ from sracl_lite import retrieval as R
 from sracl_lite.data import PrepConfig, SequenceData
 from sracl_lite.model import ModelConfig, build_model
 from sracl_lite.semantic import SemanticTables
-from sracl_lite.training import (TrainConfig, Trainer, load_checkpoint, load_state_checked,
-                                 pool_entry_of_prefixes, profile_config, train)
+from sracl_lite.checkpoints import load_checkpoint, load_state_checked
+from sracl_lite.experiments import TrainConfig, profile_config
+from sracl_lite.semantic import pool_entry_of_prefixes
+from sracl_lite.training import Trainer, train
 
 torch.set_num_threads(1)
 TINY_MODEL = ModelConfig(hidden=16, n_heads=2, ffn=32, n_layers=1)

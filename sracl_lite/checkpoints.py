@@ -1,0 +1,55 @@
+"""Saving and loading trained models with the settings they were trained with."""
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .experiments import TrainConfig
+from .model import build_model
+
+
+CHECKPOINT_FORMAT = "sracl-lite-checkpoint-1"
+
+
+def load_checkpoint(path, n_items: int = None, config: TrainConfig = None, device="cpu"):
+    """Rebuild the model of a checkpoint: returns (model in eval mode, its TrainConfig, raw dict).
+
+    With `n_items` or `config`, fails clearly when the checkpoint belongs to another dataset or
+    another architecture (rather than with a tensor-shape error deep inside PyTorch).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no checkpoint there; train with TrainConfig(checkpoint=...) first")
+    saved = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not an SRA-CL Lite checkpoint (expected format {CHECKPOINT_FORMAT})")
+    saved_config = TrainConfig(**saved["config"])
+    if n_items is not None and n_items != saved["n_items"]:
+        raise ValueError(f"{path}: checkpoint was trained on {saved['n_items']} items ({saved['dataset']}); "
+                         f"this dataset has {n_items}. Use a checkpoint of this dataset")
+    if config is not None:
+        differs = {f"model.{key}": (value, getattr(saved_config.model, key))
+                   for key, value in asdict(config.model).items() if getattr(saved_config.model, key) != value}
+        if config.max_len != saved_config.max_len:
+            differs["max_len"] = (config.max_len, saved_config.max_len)
+        if differs:
+            detail = ", ".join(f"{k}: wanted {a}, checkpoint {b}" for k, (a, b) in differs.items())
+            raise ValueError(f"{path}: checkpoint has another architecture ({detail}); load it with its own "
+                             "config or retrain")
+    model = build_model(saved_config.model, saved["n_items"], saved_config.max_len).to(device)
+    load_state_checked(model, saved["model"], str(path))
+    model.eval()
+    return model, saved_config, saved
+
+
+def load_state_checked(module: torch.nn.Module, state: dict, source: str):
+    """load_state_dict with an error that lists every missing, unexpected or reshaped tensor."""
+    own = module.state_dict()
+    problems = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                for k, v in own.items() if k in state and state[k].shape != v.shape]
+    problems += [f"missing {k}" for k in own if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in own]
+    if problems:
+        raise ValueError(f"{source}: state does not fit this model ({'; '.join(problems[:6])}"
+                         f"{'; ...' if len(problems) > 6 else ''}); it comes from another dataset or configuration")
+    module.load_state_dict(state)
