@@ -85,7 +85,7 @@ from sracl_lite import retrieval as R
 from sracl_lite import experiments, training
 from sracl_lite.data import load_dataset
 from sracl_lite.losses import SampleSynthesizer, info_nce
-from sracl_lite.metrics import metric_names
+from sracl_lite.metrics import check_metrics, metric_names
 from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
 from sracl_lite.retrieval import tables_path
 from sracl_lite.semantic import SemanticTables, pool_entry_of_prefixes, pool_sequences
@@ -182,13 +182,13 @@ print(inspect.getsource(info_nce))
 # because a number of rows that changes every step defeats CUDA graphs.
 
 # %%
-print(inspect.getsource(training.Trainer._batch))
+print(inspect.getsource(training.Trainer.batch))
 
 # %%
 trainer = training.Trainer(ds, config, tables)
 order = torch.randperm(trainer.n_train, generator=torch.Generator().manual_seed(SEED))
 batch = order[:config.batch_size].to(trainer.device)
-seqs, targets, anchor_sem, cand_sem, cand_index = trainer._batch(batch)
+seqs, targets, anchor_sem, cand_sem, cand_index = trainer.batch(batch)
 n_cand = len(seqs) - len(batch)
 print(f"anchors {tuple(trainer.inputs[batch].shape)}, candidate slots {len(batch)} x {trainer.k} = "
       f"{len(batch) * trainer.k}, candidate sequences encoded {n_cand}"
@@ -260,7 +260,7 @@ def candidate_reps(reps, n_anchors, index):
 
 fresh = training.Trainer(ds, config, tables)             # untrained: the state training starts from
 fresh.model.train()
-seqs0, targets0, anchor_sem0, cand_sem0, index0 = fresh._batch(batch)
+seqs0, targets0, anchor_sem0, cand_sem0, index0 = fresh.batch(batch)
 diagnosis = {}
 for label, dropout_on in (("weights with dropout (as trained)", True), ("weights without dropout", False)):
     fresh.synthesizer.train(dropout_on)
@@ -403,7 +403,7 @@ print(f"{same_user:.1%} of the neighbours are the anchor user's own prefixes; {i
 
 # %%
 ref_trainer = training.Trainer(ds, reference, prefix_tables)
-ref_seqs, *_ = ref_trainer._batch(batch)
+ref_seqs, *_ = ref_trainer.batch(batch)
 B = len(batch)
 print(f"encoder input {tuple(ref_seqs.shape)} = {B} anchors + {B} second pass + {B} x {K} candidates + 2 x {B} views")
 with torch.no_grad():
@@ -465,12 +465,7 @@ print("saved:", saved_path.relative_to(ds.artefact_dir.parent))
 # ## Checks
 
 # %%
-metric_frame = pd.DataFrame({"valid": result.valid, "test": result.test})
-values = metric_frame.to_numpy()
-assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1, "metrics must be finite and in [0, 1]"
-for column, m in metric_frame.items():
-    for name in ("HR", "NDCG", "MRR"):
-        assert m[f"{name}@5"] <= m[f"{name}@10"] <= m[f"{name}@20"], f"{column}: {name}@k must grow with k"
+check_metrics({"valid": result.valid, "test": result.test})
 best = history[config.valid_metric].max()
 assert history.loc[result.best_epoch, config.valid_metric] == best, "the kept epoch must be the best on validation"
 assert np.isclose(result.valid[config.valid_metric], best, atol=1e-6)

@@ -116,3 +116,15 @@ def evaluate(model, inputs, targets, history=None, ks=KS, **kwargs) -> dict:
     """Mean metrics of `full_ranks` (same arguments)."""
     return metrics_from_ranks(full_ranks(model, inputs, targets, history, **kwargs), ks)
 
+
+def check_metrics(runs: dict):
+    """Assert what holds for any metrics of full ranking (notebooks 04-06): each value finite and in
+    [0, 1], HR, NDCG and MRR non-decreasing in k, MRR@20 <= MRR and NDCG@20 <= HR@20.
+    runs: name -> {metric: value} (for example {"valid": result.valid, "test": result.test})."""
+    for name, m in runs.items():
+        values = np.array(list(m.values()), dtype=float)
+        assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1, \
+            f"{name}: metrics must be finite and in [0, 1]"
+        for family in ("HR", "NDCG", "MRR"):
+            assert m[f"{family}@5"] <= m[f"{family}@10"] <= m[f"{family}@20"], f"{name}: {family}@k must grow with k"
+        assert m["MRR@20"] <= m["MRR"] and m["NDCG@20"] <= m["HR@20"], f"{name}: MRR@20 > MRR or NDCG@20 > HR@20"

@@ -160,7 +160,7 @@ class Trainer:
             return [semantic_substitute(x, self.item_neighbors, self.config.sub_prob) for _ in range(2)]
         return [cl4srec_augment(x, self.model.mask_id) for _ in range(2)]
 
-    def _batch(self, idx):
+    def batch(self, idx):
         """Gather the step's inputs for the prefixes `idx` (B,): every sequence to encode, in one
         (B [+ B] + C + 2B, L) tensor (anchors, their second pass for cross_loss="nt_xent",
         candidates, views), the targets, the semantic embeddings of anchors and candidates, and
@@ -183,9 +183,9 @@ class Trainer:
         return (torch.cat(parts) if len(parts) > 1 else x), y, anchor_sem, cand_sem, cand_index
 
     def _step_losses(self, idx):
-        return self._losses(*self._batch(idx))
+        return self.losses(*self.batch(idx))
 
-    def _losses(self, seqs, y, anchor_sem, cand_sem, cand_index=None):
+    def losses(self, seqs, y, anchor_sem, cand_sem, cand_index=None):
         """Loss parts (total, rec, cross, intra) of one step from the gathered batch."""
         config = self.config
         B = len(y)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from sracl_lite.metrics import evaluate, full_ranks, metric_names, metrics_from_ranks, per_user_metrics, target_ranks
+from sracl_lite.metrics import (check_metrics, evaluate, full_ranks, metric_names, metrics_from_ranks, per_user_metrics,
+                                target_ranks)
 
 
 def test_ranks_mask_padding_and_history_and_count_ties_against_the_target():
@@ -88,3 +89,12 @@ def test_constant_scores_rank_last_and_non_finite_scores_fail():
     scores[0, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         target_ranks(scores, torch.tensor([1, 5]))
+
+
+def test_check_metrics_catches_impossible_values():
+    good = metrics_from_ranks(np.array([0, 3, 12, 40]))
+    check_metrics({"test": good})
+    for broken in ({**good, "HR@5": good["HR@10"] + 0.1}, {**good, "NDCG@20": float("nan")},
+                   {**good, "MRR@20": good["MRR"] + 0.01}):
+        with pytest.raises(AssertionError):
+            check_metrics({"test": broken})

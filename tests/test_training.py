@@ -167,7 +167,7 @@ def test_unique_candidates_give_the_same_losses_with_fewer_rows(ds, tables):
     for flag, trainer in trainers.items():
         trainer.model.eval()          # no dropout: duplicates would otherwise get different masks
         trainer.synthesizer.eval()
-        seqs, *rest = trainer._batch(idx)
+        seqs, *rest = trainer.batch(idx)
         rows[flag] = len(seqs)
         torch.manual_seed(0)          # the same two views in both runs
         losses[flag] = torch.stack(trainer._step_losses(idx))
@@ -208,12 +208,12 @@ def test_reference_preset_second_anchor_pass_and_nt_xent(ds):
     # The cross loss is NT-Xent between the second pass and the synthesized positive.
     trainer.model.eval(), trainer.synthesizer.eval()
     idx = torch.arange(16)
-    seqs, y, anchor_sem, cand_sem, cand_index = trainer._batch(idx)
+    seqs, y, anchor_sem, cand_sem, cand_index = trainer.batch(idx)
     assert torch.equal(seqs[:16], seqs[16:32])
     reps = encode(seqs)
     positive = trainer.synthesizer(anchor_sem, cand_sem, reps[32:32 + 48].view(16, 3, -1))
     torch.manual_seed(0)
-    _, _, cross, _ = trainer._losses(seqs, y, anchor_sem, cand_sem, cand_index)
+    _, _, cross, _ = trainer.losses(seqs, y, anchor_sem, cand_sem, cand_index)
     assert cross.item() == pytest.approx(nt_xent(reps[16:32], positive).item(), rel=1e-5)
 
 
