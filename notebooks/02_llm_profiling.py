@@ -254,8 +254,7 @@ if GENERATE_ALL:
     profiling.write_prompt_settings(folder, ds, prompts.PromptConfig(), backend)
     for kind, file in profiling.PROFILE_FILES.items():  # items, users, notebook 03's probes
         profiling.generate_cached(profiling.kind_prompts(ds, kind), backend, folder / file, desc=kind)
-folders = profiling.profile_dirs(DATASET)
-profile_folder = next((f for f in folders if f.name == tag), None) or (list(folders)[-1] if folders else None)
+profile_folder = profiling.pick_profile_dir(DATASET, tag)
 assert profile_folder is not None, (f"no profiles under {paths.profiles_dir(DATASET)}; run "
                                     f"scripts/generate_profiles.py --dataset {DATASET} or set SRACL_GENERATE_ALL=1")
 item_answers, user_answers = profiling.load_profiles(ds, profile_folder, missing="skip")

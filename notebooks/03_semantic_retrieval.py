@@ -84,7 +84,7 @@ import pandas as pd
 
 from sracl_lite import baselines as B
 from sracl_lite import neighbor_quality as Q
-from sracl_lite import paths, profiling, prompts
+from sracl_lite import profiling, prompts
 from sracl_lite import retrieval as R
 from sracl_lite.encoder import EncoderConfig, TextEncoder, embed_items, embed_prefix_texts
 from sracl_lite.data import load_dataset
@@ -111,33 +111,10 @@ print("user 0:", template["users"][pool.keys()[0]][:200], "...")
 # and the coverage is printed: the "LLM text" source is only as LLM as its coverage.
 
 # %%
-def find_profile_dir():
-    if PROFILE_DIR:
-        return Path(PROFILE_DIR)
-    found = sorted(paths.profiles_dir(DATASET).glob("*/items.jsonl"), key=lambda p: p.stat().st_mtime)
-    return found[-1].parent if found else None
-
-
-def cached_answers(prompts: dict, folder: Path, names) -> dict:
-    answers = {}
-    for name in names:
-        if (folder / name).exists():
-            todo = {k: p for k, p in prompts.items() if k not in answers}
-            answers.update(profiling.load_cached(todo, folder / name, missing="skip"))
-    return answers
-
-
-llm, coverage = None, {}
-profile_dir = find_profile_dir()
-if profile_dir is not None:
-    user_prompt_of = prompts.user_prompts(ds, granularity="prefix")  # (user, length) -> prompt
-    user_files = sorted(p.name for p in profile_dir.glob("*.jsonl") if p.name != "items.jsonl")
-    answers = {"items": cached_answers(prompts.item_prompts(ds), profile_dir, ["items.jsonl"]),
-               "users": cached_answers({k: user_prompt_of[k] for k in pool.keys()}, profile_dir, user_files),
-               "probes": cached_answers({k: user_prompt_of[k] for k in probes.keys()}, profile_dir, user_files)}
-    coverage = {part: len(answers[part]) / len(template[part]) for part in template}
-    if all(coverage.values()):
-        llm = {part: {k: answers[part].get(k, text) for k, text in template[part].items()} for part in template}
+profile_dir = Path(PROFILE_DIR) if PROFILE_DIR else profiling.pick_profile_dir(DATASET)
+user_prompt_of = prompts.user_prompts(ds, granularity="prefix")  # (user, length) -> prompt
+asked = {"items": prompts.item_prompts(ds), "users": user_prompt_of, "probes": user_prompt_of}
+llm, coverage = profiling.texts_with_answers(template, asked, profile_dir) if profile_dir else (None, {})
 print("LLM answers:", f"coverage {coverage}" if llm else "none found; comparing the no-LLM sources only")
 
 # %% [markdown]

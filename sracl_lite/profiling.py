@@ -169,6 +169,30 @@ def profile_dirs(dataset: str, root=None) -> dict:
             for meta in sorted((Path(root or paths.profiles_dir()) / dataset).glob("*/prompts.json"))}
 
 
+def pick_profile_dir(dataset: str, tag: str = None, root=None):
+    """The profile folder notebooks 02 and 03 read: the one named `tag` (llm.model_tag) when it
+    exists, else the last by name; None when the dataset has none."""
+    folders = list(profile_dirs(dataset, root))
+    return next((f for f in folders if f.name == tag), None) or (folders[-1] if folders else None)
+
+
+def texts_with_answers(template: dict, prompts: dict, folder) -> tuple:
+    """Notebook 03's LLM texts: for each part (items, users, probes) of `template` (key -> template
+    text), the cached answer to `prompts[part][key]` from any cache file in `folder`, or the
+    template text where none exists. Returns (texts or None when some part has no answer at all,
+    coverage: the share of each part that has an answer)."""
+    files = sorted(Path(folder).glob("*.jsonl"))
+    texts, coverage = {}, {}
+    for part, by_key in template.items():
+        answers = {}
+        for file in files:
+            todo = {k: prompts[part][k] for k in by_key if k not in answers}
+            answers.update(load_cached(todo, file, missing="skip"))
+        texts[part] = {k: answers.get(k, text) for k, text in by_key.items()}
+        coverage[part] = len(answers) / len(by_key)
+    return (texts if all(coverage.values()) else None), coverage
+
+
 def count_cached(prompts: dict, cache_path, backend) -> int:
     """How many of `prompts` already have an answer in cache_path for this backend."""
     if not Path(cache_path).exists():

@@ -405,3 +405,27 @@ def test_committed_profiles_answer_the_current_prompts():
         items, users = profiling.load_profiles(ds, meta.parent, missing="skip")
         assert len(items) > 0 and len(users) > 0, meta.parent
         assert all(isinstance(a, str) for a in items.values())
+
+
+def test_pick_profile_dir_prefers_the_tag(tmp_path):
+    for name in ("a-model", "b-model"):
+        (tmp_path / "shop" / name).mkdir(parents=True)
+        (tmp_path / "shop" / name / "prompts.json").write_text("{}")
+    assert profiling.pick_profile_dir("shop", "a-model", root=tmp_path).name == "a-model"
+    assert profiling.pick_profile_dir("shop", "no-such-tag", root=tmp_path).name == "b-model"
+    assert profiling.pick_profile_dir("other", root=tmp_path) is None
+
+
+def test_texts_with_answers_fall_back_to_templates(toy, tmp_path):
+    item_prompts = P.item_prompts(toy)
+    answered = dict(list(item_prompts.items())[:2])
+    profiling.generate_cached(answered, L.FakeBackend(), tmp_path / "items.jsonl", progress=False)
+    template = {"items": {k: f"template {k}" for k in item_prompts}}
+    texts, coverage = profiling.texts_with_answers(template, {"items": item_prompts}, tmp_path)
+    assert coverage == {"items": 2 / len(item_prompts)}
+    assert [not texts["items"][k].startswith("template") for k in item_prompts] == \
+        [k in answered for k in item_prompts]
+    users = {(0, 3): "template of user 0"}
+    texts, coverage = profiling.texts_with_answers({**template, "users": users},
+                                                   {"items": item_prompts, "users": {(0, 3): "a prompt"}}, tmp_path)
+    assert texts is None and coverage["users"] == 0, "a part without any answer means no LLM source"
