@@ -80,12 +80,12 @@ import json
 import re
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from sracl_lite import answer_quality as AQ
 from sracl_lite import llm, paths, profiling, prompts
 from sracl_lite.data import load_dataset
 from sracl_lite.notebook import set_seed
@@ -296,59 +296,17 @@ for key in list(user_answers)[:2]:
 # - **cut off**: answers that hit the 64-token limit mid-sentence.
 
 # %%
-GENRE_WORDS = {"Action": r"action", "Adventure": r"adventures?", "Animation": r"animat(ion|ed)",
-               "Children's": r"child(ren)?'?s?|kids|family", "Comedy": r"comed(y|ies)|comic|humou?r",
-               "Crime": r"crimes?|criminal", "Documentary": r"documentar(y|ies)", "Drama": r"dramas?|dramatic",
-               "Fantasy": r"fantasy|fantastical", "Film-Noir": r"noir", "Horror": r"horror",
-               "Musical": r"musicals?", "Mystery": r"myster(y|ies)", "Romance": r"roman(ce|tic)",
-               "Sci-Fi": r"sci-?fi|science fiction", "Thriller": r"thrillers?", "War": r"war",
-               "Western": r"westerns?"}
-GENRE_RE = {g: re.compile(rf"\b({w})\b", re.I) for g, w in GENRE_WORDS.items()}
-
-
-def named_genres(text):
-    return {g for g, pattern in GENRE_RE.items() if pattern.search(text)}
-
-
-def genre_precision(answers: dict, genres_of) -> float:
-    hits = named = 0
-    for key, text in answers.items():
-        found = named_genres(text)
-        hits += len(found & genres_of(key))
-        named += len(found)
-    return hits / max(named, 1)
-
-
 item_genres = lambda item: set(ds.items.at[item, "categories"])
 keys = list(item_answers)
 shuffled_keys = rng.permutation(keys)
-real = genre_precision(item_answers, item_genres)
-shuffled = genre_precision({k: item_answers[s] for k, s in zip(keys, shuffled_keys)}, item_genres)
-print(f"item answers naming a genre: {np.mean([bool(named_genres(a)) for a in item_answers.values()]):.2f}")
+real = AQ.genre_precision(item_answers, item_genres)
+shuffled = AQ.genre_precision({k: item_answers[s] for k, s in zip(keys, shuffled_keys)}, item_genres)
+print(f"item answers naming a genre: {np.mean([bool(AQ.named_genres(a)) for a in item_answers.values()]):.2f}")
 print(f"genre agreement: real pairing {real:.3f}, shuffled pairing {shuffled:.3f}")
-
-
-def normalise(title):
-    t = re.sub(r"\s*\(.*?\)\s*", " ", title).strip().lower()
-    m = re.match(r"^(.*), (the|a|an)$", t)
-    return f"{m.group(2)} {m.group(1)}" if m else t
-
-
-catalogue = {normalise(t) for t in ds.items["title"]}
-mentions = Counter()
-users_with_invented = 0
-for (user, length), text in user_answers.items():
-    history = {normalise(t) for t in ds.titles(ds.train_sequences[user])}
-    spans = {normalise(bold or quoted) for bold, quoted in re.findall(r'\*\*(.+?)\*\*|"(.+?)"', text)}
-    kinds = ["history" if s in history else "catalogue" if s in catalogue else "invented" for s in spans]
-    mentions.update(kinds)
-    users_with_invented += "invented" in kinds
-invented_share = users_with_invented / len(user_answers)
+mentions, invented_share = AQ.title_mentions(ds, user_answers)
 print(f"titles quoted in user profiles: {dict(mentions)}; "
       f"profiles with at least one invented title: {invented_share:.2f}")
-
-cut_off = {name: float(np.mean([not a.rstrip().endswith((".", "!", "?", '"')) for a in answers.values()]))
-           for name, answers in (("items", item_answers), ("users", user_answers))}
+cut_off = {"items": AQ.cut_off_share(item_answers), "users": AQ.cut_off_share(user_answers)}
 print("cut off at the token limit:", {k: round(v, 2) for k, v in cut_off.items()})
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
