@@ -353,9 +353,8 @@ def synthesizer_weights(work: Path, out: Path, n_anchors: int = 2000, seed: int 
         sys.exit(f"{work}: no authors' checkpoints (authors_seed*/state.pt) found")
     generator = torch.Generator().manual_seed(seed)
     W, a = torch.empty(TEXT_DIM, hidden), torch.empty(2 * hidden, 1)
-    for tensor in (W, a):
-        bound = 1.414 * (6 / sum(tensor.shape)) ** 0.5                                # Xavier uniform, gain 1.414
-        tensor.uniform_(-bound, bound, generator=generator)
+    for tensor in (W, a):   # as the authors' model.py initialises them
+        torch.nn.init.xavier_uniform_(tensor, gain=1.414, generator=generator)
     entropy, largest = summary(W, a)
     rows.append({"run": "fresh draw", "weights": "Xavier init", "median_entropy": round(entropy, 3),
                  "median_largest_weight": round(largest, 3)})

@@ -98,7 +98,7 @@ def main(argv=None):
                                  max_history=args.max_history)
     t0 = time.time()
     backend = build_backend(args)
-    folder = profiling.profile_dir(args.dataset, backend, root=args.out or paths.data_dir(args.data_dir) / "profiles")
+    folder = profiling.profile_dir(args.dataset, backend, root=args.out or paths.profiles_dir(override=args.data_dir))
     print(f"{ds.name}: {ds.n_users} users, {ds.n_items} items; backend {backend.model_id} "
           f"{backend.settings} (loaded in {time.time() - t0:.0f}s) -> {folder}", flush=True)
     profiling.write_prompt_settings(folder, ds, cfg, backend)

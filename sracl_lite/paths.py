@@ -19,9 +19,9 @@ def processed_dir(dataset: str, override=None) -> Path:
     return data_dir(override) / "processed" / dataset
 
 
-def profiles_dir(dataset: str = None) -> Path:
+def profiles_dir(dataset: str = None, override=None) -> Path:
     """LLM answers, one folder per model and setting: data/profiles/<dataset>/<tag>."""
-    root = data_dir() / "profiles"
+    root = data_dir(override) / "profiles"
     return root / dataset if dataset else root
 
 
