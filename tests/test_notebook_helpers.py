@@ -53,3 +53,13 @@ def test_a_mistyped_variable_is_reported(monkeypatch):
     with pytest.raises(ValueError, match="did you mean SRACL_PROFILE"):
         notebook.check_variables({"SRACL_PROFIL": "paper"})
     notebook.check_variables({"SRACL_DATA_DIR": "/data", "SRACL_PROFILE": "paper", "OTHER": "x"})
+
+
+def test_expect_asserts_in_the_default_run_and_reports_under_overrides(monkeypatch, capsys):
+    notebook.expect(True, "SASRec beats popularity")
+    with pytest.raises(AssertionError, match="SASRec beats popularity"):
+        notebook.expect(False, "SASRec beats popularity")
+    monkeypatch.setenv("SRACL_DATASET", "my-shop")
+    notebook.param("dataset", "ml-100k")
+    notebook.expect(False, "SASRec beats popularity")
+    assert "DOES NOT HOLD here (the default run asserts it): SASRec beats popularity" in capsys.readouterr().out
