@@ -10,9 +10,16 @@ CPU (`--device cpu`): ML-100K with the default settings (text dim 384, the MiniL
 notebook 03). A full SRA-CL epoch there takes minutes on two cores, so by default a number of
 steps is timed and scaled to the epoch (`--cpu-steps 0` runs whole epochs).
 
-    python benchmarks/train_speed.py                            # GPU: eager and CUDA graphs, float32
-    python benchmarks/train_speed.py --variants sracl,sracl-bf16,sasrec --compile default,reduce-overhead
+    python benchmarks/train_speed.py                            # GPU: sracl in every mode, float32
+    python benchmarks/train_speed.py --variants sracl,reference,sasrec --modes eager,graph+compile
     python benchmarks/train_speed.py --device cpu
+
+Modes (GPU): eager; compile (torch.compile "reduce-overhead": forward and backward as CUDA graphs,
+the optimizer outside); graph (the whole step with the Adam update as one CUDA graph,
+TrainConfig.cuda_graph); graph+compile (the same with torch.compile's fused kernels inside).
+The eager run of each variant also counts the step's floating-point operations
+(torch.utils.flop_counter: matrix products and attention, forward and backward), so every
+figure comes with the arithmetic rate it reaches and its share of the GPU's float32 peak.
 
 Writes benchmarks/results/train_speed.json: one section per device type ("cuda", "cpu"), so a
 CPU run keeps the GPU figures and the other way round.
@@ -29,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,6 +52,14 @@ BEAUTY_CANDIDATES = [ROOT / ".bench_data" / "amazon_beauty_ids.txt",
                      ROOT / "shared" / "benchmarks" / "amazon_beauty_ids.txt",
                      ROOT.parent / "shared" / "benchmarks" / "amazon_beauty_ids.txt"]
 REFERENCE_SECONDS = 41.1   # authors' implementation, one H200, same settings
+# Vendor datasheet float32 peaks (no tensor cores; TF32 is off unless asked for), TFLOP/s
+FP32_PEAK_TFLOPS = {"H200": 67.0, "H100 80GB HBM3": 67.0, "H100 PCIe": 51.0}
+MODES = {                  # name -> TrainConfig overrides (GPU only, except eager)
+    "eager": {},
+    "compile": {"compile": "reduce-overhead"},
+    "graph": {"cuda_graph": True},
+    "graph+compile": {"cuda_graph": True, "compile": "default"},
+}
 VARIANTS = {               # name -> TrainConfig overrides
     "sracl": {},                              # both CL losses, float32 (the default), eager
     "sracl-bf16": {"bf16": True},             # the same under bf16 autocast
@@ -70,10 +86,22 @@ def device_name(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
-def run_variant(ds, tables, name, overrides, args, device):
+def count_step_flops(trainer) -> int:
+    """Floating-point operations of one full training step (forward and backward), counted by torch."""
+    idx = torch.arange(trainer.config.batch_size, device=trainer.device)
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(idx)
+    return counter.get_total_flops()
+
+
+def fp32_peak(name: str):
+    return next((peak for key, peak in FP32_PEAK_TFLOPS.items() if key in name), None)
+
+
+def run_variant(ds, tables, name, overrides, args, device, seed):
     settings = dict(model=ModelConfig(hidden=64), max_len=20, batch_size=256, alpha=0.1, beta=0.1, k=args.k,
                     intra_aug="semantic")
-    config = TrainConfig(**{**settings, **overrides, "device": str(device), "progress": False})
+    config = TrainConfig(**{**settings, **overrides, "device": str(device), "progress": False, "seed": seed})
     tables = tables[config.pool_match == "prefix"]
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -81,6 +109,7 @@ def run_variant(ds, tables, name, overrides, args, device):
     start = time.perf_counter()
     trainer = Trainer(ds, config, tables)
     setup = time.perf_counter() - start
+    flops = count_step_flops(trainer) if not (config.cuda_graph or config.compile) else None
     steps = args.cpu_steps if device.type == "cpu" and args.cpu_steps else None
     epochs = []
     for epoch in range(args.warmup + args.epochs):
@@ -97,7 +126,7 @@ def run_variant(ds, tables, name, overrides, args, device):
     valid, _ = trainer.evaluate("valid")
     eval_seconds = time.perf_counter() - start
     result = {
-        "variant": name, "compile": config.compile, "bf16": trainer.amp,
+        "variant": name, "seed": seed, "compile": config.compile, "cuda_graph": config.cuda_graph, "bf16": trainer.amp,
         "alpha": config.alpha, "beta": config.beta,
         "seconds_per_epoch": round(seconds, 3),
         "epoch_seconds": [round(t, 3) for t in timed],
@@ -108,6 +137,7 @@ def run_variant(ds, tables, name, overrides, args, device):
         "setup_seconds": round(setup, 2), "valid_eval_seconds": round(eval_seconds, 3),
         "valid_ndcg10_after_epochs": round(valid["NDCG@10"], 5), "epochs_trained": len(epochs),
         "final_losses": {k: round(epochs[-1][k], 4) for k in ("loss", "rec", "cross", "intra")},
+        "flops_per_step": flops, "tf32": torch.backends.cuda.matmul.allow_tf32,
     }
     if device.type == "cuda":
         result["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
@@ -126,10 +156,12 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
     parser.add_argument("--variants", default="sracl", help=f"comma list of {list(VARIANTS)}")
-    parser.add_argument("--compile", default=None, help="comma list of torch.compile modes to add as "
-                        "variants of sracl, e.g. default,reduce-overhead (GPU default: reduce-overhead; '' for none)")
+    parser.add_argument("--modes", default=None, help=f"comma list of {list(MODES)} (GPU default: all; CPU: eager)")
+    parser.add_argument("--seeds", default="1", help="comma list of seeds, each a run of every variant and mode")
     parser.add_argument("--cpu-steps", type=int, default=20, help="CPU: steps timed per epoch (0 = all)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--tf32", action="store_true", help="TF32 tensor cores for float32 matrix products "
+                        "(10-bit mantissa); off by default, so the figures are strict float32")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_speed.json"))
     args = parser.parse_args(argv)
 
@@ -137,8 +169,10 @@ def main(argv=None):
                           else ("cpu" if args.device == "auto" else args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.compile is None:
-        args.compile = "reduce-overhead" if device.type == "cuda" else ""
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    modes = (args.modes or (",".join(MODES) if device.type == "cuda" else "eager")).split(",")
+    if any(mode not in MODES for mode in modes):
+        parser.error(f"--modes {args.modes!r}: choose from {list(MODES)}")
     dataset = args.dataset or ("beauty" if device.type == "cuda" else "ml-100k")
     text_dim = args.text_dim or (1024 if dataset == "beauty" else 384)
     ds = load_beauty(args.data) if dataset == "beauty" else load_dataset(dataset)
@@ -167,14 +201,19 @@ def main(argv=None):
     for name in names:
         if name not in VARIANTS:
             parser.error(f"unknown variant {name!r}; choose from {list(VARIANTS)}")
-    plan = [(name, dict(VARIANTS[name])) for name in names]
-    # each SRA-CL variant asked for is also timed compiled, in every mode given
-    plan += [(f"{name}+compile:{mode}", {**VARIANTS[name], "compile": mode})
-             for name in names if name.startswith(("sracl", "reference")) for mode in args.compile.split(",") if mode]
-    runs = section["runs"]
-    for name, overrides in plan:
-        runs.append(run_variant(ds, tables, name, overrides, args, device))
-        sracl_runs = [r for r in runs if r["alpha"] > 0 and r["beta"] > 0 and not r["variant"].startswith("reference")]
+    plan = [(f"{name} {mode}", {**VARIANTS[name], **MODES[mode]}, int(seed))
+            for name in names for mode in modes for seed in args.seeds.split(",")]
+    runs, peak = section["runs"], fp32_peak(section["device"])
+    for name, overrides, seed in plan:
+        runs.append(run_variant(ds, tables, name, overrides, args, device, seed))
+        # the same variant does the same arithmetic in every mode: its eager run counted it
+        flops = next((r["flops_per_step"] for r in runs if r["variant"].split()[0] == name.split()[0]
+                      and r["flops_per_step"]), None)
+        if flops:
+            rate = flops * runs[-1]["steps_per_epoch"] / runs[-1]["seconds_per_epoch"] / 1e12
+            runs[-1].update(tflop_per_epoch=round(flops * runs[-1]["steps_per_epoch"] / 1e12, 2),
+                            tflop_per_second=round(rate, 2), fp32_peak_share=round(rate / peak, 3) if peak else None)
+        sracl_runs = [r for r in runs if r["alpha"] > 0 and r["beta"] > 0 and r["variant"].startswith("sracl ")]
         best = min(sracl_runs, key=lambda r: r["seconds_per_epoch"]) if sracl_runs else None
         section["best_sracl_seconds_per_epoch"] = best["seconds_per_epoch"] if best else None
         section["best_sracl_variant"] = best["variant"] if best else None
@@ -182,10 +221,12 @@ def main(argv=None):
         existing = json.loads(out.read_text()) if out.exists() else {}
         existing[device.type] = section
         out.write_text(json.dumps(existing, indent=1) + "\n")
-    print(f"\n{'variant':28s} {'s/epoch':>8s} {'samples/s':>10s} {'peak MiB':>9s}")
+    print(f"\n{'variant':28s} {'seed':>4s} {'s/epoch':>8s} {'samples/s':>10s} {'peak MiB':>9s} {'TFLOP/s':>8s} "
+          f"{'of peak':>7s} {'valid NDCG@10':>13s}")
     for r in runs:
-        print(f"{r['variant']:28s} {r['seconds_per_epoch']:8.3f} {r['samples_per_second']:10.0f} "
-              f"{r.get('peak_gpu_memory_mib', float('nan')):9.0f}")
+        print(f"{r['variant']:28s} {r['seed']:4d} {r['seconds_per_epoch']:8.3f} {r['samples_per_second']:10.0f} "
+              f"{r.get('peak_gpu_memory_mib', float('nan')):9.0f} {r.get('tflop_per_second') or float('nan'):8.2f} "
+              f"{r.get('fp32_peak_share') or float('nan'):7.1%} {r['valid_ndcg10_after_epochs']:13.5f}")
     if best and dataset == "beauty":
         speedup = REFERENCE_SECONDS / best["seconds_per_epoch"]
         print(f"best SRA-CL: {best['seconds_per_epoch']:.3f} s/epoch ({speedup:.0f}x faster than the "

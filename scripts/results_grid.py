@@ -71,8 +71,11 @@ def parse_args(argv):
     parser.add_argument("--workers", type=int, default=1,
                         help="runs in parallel processes (they share the device; with several GPUs and "
                              "--device cuda, runs go round-robin over the GPUs)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile(mode='reduce-overhead') for SASRec runs on CUDA")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="CUDA: each run's whole training step as one CUDA graph (TrainConfig.cuda_graph)")
+    parser.add_argument("--compile", nargs="?", const="reduce-overhead", default=None, metavar="MODE",
+                        help="torch.compile the SASRec runs' step on CUDA (MODE default 'reduce-overhead'; "
+                             "with --cuda-graph use 'default')")
     parser.add_argument("--bf16", action="store_true",
                         help="bf16 autocast on CUDA (default float32; bf16 made SRA-CL runs diverge)")
     parser.add_argument("--out", default=str(ROOT / "results"), help="folder of the CSV and ranks files")
@@ -93,6 +96,8 @@ def parse_args(argv):
         parser.error("--dataset ids needs --data-path (a file of 'user item' lines, oldest first)")
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    if args.cuda_graph and args.compile in ("reduce-overhead", "max-autotune"):
+        parser.error(f"--compile {args.compile} makes CUDA graphs itself; with --cuda-graph use --compile default")
     return args
 
 
@@ -187,9 +192,11 @@ def run_one(job: dict):
     config = TrainConfig(model=ModelConfig(backbone=backbone), max_len=job["max_len"], seed=job["seed"],
                          device=str(device), bf16=job["bf16"], progress=job["progress"],
                          **job["profile_settings"], **settings)
-    # --compile compiles the runs that can be (TrainConfig.compile_obstacle says which); the rest run eager
+    # --cuda-graph and --compile apply to the runs that can take them (TrainConfig.*_obstacle); the rest run eager
+    if job["cuda_graph"] and config.cuda_graph_obstacle(device.type) is None:
+        config = dataclasses.replace(config, cuda_graph=True)
     if job["compile"] and config.compile_obstacle(device.type) is None:
-        config = dataclasses.replace(config, compile="reduce-overhead")
+        config = dataclasses.replace(config, compile=job["compile"])
     tables = None
     if job["tables_path"]:
         tables = SemanticTables.load(job["tables_path"])
@@ -215,6 +222,7 @@ def run_one(job: dict):
                 "run_seconds": round(time.perf_counter() - started, 2),
                 "n_users": ds.n_users, "n_items": ds.n_items, "data_hash": ds.content_hash()[:12],
                 "device": str(device), "device_name": device_name(device), "compile": config.compile or "none",
+                "cuda_graph": config.cuda_graph,
                 "bf16": trainer.amp,
                 "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                 "git_commit": job["git_commit"], "command": job["command"],
@@ -305,7 +313,8 @@ def main(argv=None):
                 for seed in args.seeds:
                     device = f"cuda:{len(jobs) % gpus}" if gpus > 1 else args.device
                     jobs.append(dict(dataset=dataset, name=name, load_kwargs=kwargs, variant=variant, seed=seed,
-                                     max_len=max_len, device=device, compile=args.compile, bf16=args.bf16,
+                                     max_len=max_len, device=device, compile=args.compile,
+                                     cuda_graph=args.cuda_graph, bf16=args.bf16,
                                      profile=profile, profile_settings=settings, tables_path=str(tables[variant] or ""),
                                      threads=threads, progress=args.workers == 1, git_commit=commit,
                                      command=command))

@@ -66,6 +66,10 @@ class TrainConfig:
                                     # little from it (benchmarks/train_speed.py measures both)
     compile: Optional[str] = None   # torch.compile mode of the step; "reduce-overhead" (CUDA graphs) is
                                     # 4x faster on GPU after ~45 s of compiling; SASRec only, CUDA only
+    cuda_graph: bool = False        # capture the whole step (gathers, augmentations, encoder, losses, backward,
+                                    # Adam) as one CUDA graph and replay it per batch: the CPU no longer paces
+                                    # the GPU (sracl_lite/step_graph.py). CUDA only; combines with compile
+                                    # "default" (fused kernels), not with "reduce-overhead" (graphs itself)
     eval_batch_size: int = 1024     # users scored at once (each row is n_items scores)
     checkpoint: Optional[str] = None  # path to save the best state and its config; None keeps it in memory
     progress: bool = True           # tqdm bars
@@ -98,6 +102,9 @@ class TrainConfig:
         obstacle = self.compile and self.compile_obstacle()
         if obstacle:
             raise ValueError(f"TrainConfig.compile={self.compile!r}: {obstacle}")
+        obstacle = self.cuda_graph and self.cuda_graph_obstacle()
+        if obstacle:
+            raise ValueError(f"TrainConfig.cuda_graph=True: {obstacle}")
 
     def compile_obstacle(self, device_type: Optional[str] = None) -> Optional[str]:
         """Why this config's training step cannot be compiled, or None if it can (device checked when given)."""
@@ -112,6 +119,17 @@ class TrainConfig:
                     "for GRU4Rec, whose cuDNN GRU is already fused")
         if device_type is not None and device_type != "cuda":
             return "compile is for CUDA; on CPU leave it None"
+        return None
+
+    def cuda_graph_obstacle(self, device_type: Optional[str] = None) -> Optional[str]:
+        """Why this config's step cannot be captured as a CUDA graph, or None if it can."""
+        if self.unique_candidates:
+            return "unique_candidates gives every step a different shape; a captured step needs one"
+        if self.compile in ("reduce-overhead", "max-autotune"):
+            return (f"compile={self.compile!r} captures CUDA graphs itself; combine cuda_graph with "
+                    "compile='default' or None")
+        if device_type is not None and device_type != "cuda":
+            return "CUDA graphs need a CUDA device; on CPU leave cuda_graph False"
         return None
 
     @property

@@ -129,11 +129,16 @@ class SASRec(SequenceEncoder):
         self.init_weights()
 
     def encode(self, inputs):
-        """(B, L) left-padded ids -> (B, D) representation at the last position."""
-        return self.encode_all(inputs)[:, -1]
+        """(B, L) left-padded ids -> (B, D) representation at the last position.
 
-    def encode_all(self, inputs):
-        """(B, L) -> (B, L, D) outputs at every position (padding rows are meaningless)."""
+        The same vector as encode_all(inputs)[:, -1], computed with a third less arithmetic: the
+        last block needs keys and values at every position but its query, attention output and
+        feed-forward only at the last one (notebook 04)."""
+        return self.encode_all(inputs, last_only=True)[:, -1]
+
+    def encode_all(self, inputs, last_only: bool = False):
+        """(B, L) -> (B, L, D) outputs at every position (padding rows are meaningless); with
+        last_only, (B, 1, D): the last block computes the last position only."""
         self.check_inputs(inputs)
         B, L = inputs.shape
         real = inputs > 0                                                      # (B, L)
@@ -145,8 +150,8 @@ class SASRec(SequenceEncoder):
         eye = torch.eye(L, dtype=torch.bool, device=inputs.device)
         allowed = self.causal[:L, :L] & (real[:, None, :] | eye)               # (B, L, L)
         allowed = allowed[:, None]                                             # (B, 1, L, L)
-        for block in self.blocks:
-            h = block(h, allowed)
+        for i, block in enumerate(self.blocks):
+            h = block(h, allowed, last_only and i == len(self.blocks) - 1)
         return h
 
 
@@ -163,14 +168,21 @@ class TransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(D, eps=config.layer_norm_eps)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x, allowed):
+    def forward(self, x, allowed, last_only: bool = False):
+        """(B, L, D) -> (B, L, D), or (B, 1, D) with last_only: queries, residuals and the
+        feed-forward at the last position only (keys and values still cover every position)."""
         B, L, D = x.shape
         H = self.n_heads
         q, k, v = self.qkv(x).view(B, L, 3, H, D // H).permute(2, 0, 3, 1, 4)  # each (B, H, L, D/H)
-        # Fused kernel on GPU (flash / memory-efficient attention); math path on CPU.
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
-                                           dropout_p=self.attn_dropout if self.training else 0.0)
-        a = a.transpose(1, 2).reshape(B, L, D)                                  # (B, L, D)
+        if last_only:
+            q, x, allowed = q[:, :, -1:], x[:, -1:], allowed[:, :, -1:]         # one query row
+        # Written out rather than F.scaled_dot_product_attention: at 20 positions its fused GPU
+        # kernels (memory-efficient attention, with dropout) took a third of a training step's GPU
+        # time, while these few small products compile into fused kernels (benchmarks/train_speed.py).
+        scores = (q @ k.transpose(-1, -2)) * (D // H) ** -0.5                  # (B, H, L or 1, L)
+        weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+        a = F.dropout(weights, self.attn_dropout, self.training) @ v           # (B, H, L or 1, D/H)
+        a = a.transpose(1, 2).reshape(B, q.shape[2], D)                         # (B, L or 1, D)
         x = self.norm1(x + self.drop(self.out(a)))
         f = self.ffn_out(F.gelu(self.ffn_in(x)))                                # (B, L, D)
         return self.norm2(x + self.drop(f))

@@ -2,19 +2,17 @@
 
     L = L_rec + alpha * L_cross + beta * L_intra
 
-One step, all on the training device with no Python loop over samples:
+One step, all on the training device with no Python loop over samples (and, with
+TrainConfig.cuda_graph, replayed as one CUDA graph):
 1. gather a batch of training prefixes (B, L) and their targets;
-2. cross-sequence: look up each prefix's pool entry, its k retrieved pool entries and their
-   (precomputed, left-padded) sequences (B * k, L), or only the distinct ones
-   (TrainConfig.unique_candidates);
+2. cross-sequence: each prefix's pool entry, its k retrieved entries and their (precomputed,
+   left-padded) sequences (B * k, L), or only the distinct ones (TrainConfig.unique_candidates);
 3. intra-sequence: two views of the batch, by semantic substitution or CL4SRec's operators;
-4. encode anchors, candidates and views in ONE encoder call, then split the (B + Bk + 2B, D)
-   output into its parts;
-5. L_rec = softmax cross-entropy over all items; L_cross = InfoNCE(anchor, synthesized
-   positive), or, as the reference does (cross_loss="nt_xent"), NT-Xent between a second
-   dropout pass of the anchor and the positive; L_intra = NT-Xent(view 1, view 2).
-With alpha = beta = 0 nothing but step 1 and L_rec runs, and the random number streams are
-used exactly as in plain SASRec training.
+4. encode anchors, candidates and views in ONE encoder call, split the (B + Bk + 2B, D) output;
+5. L_rec = softmax cross-entropy over all items; L_cross = InfoNCE(anchor, synthesized positive)
+   or, as the reference does (cross_loss="nt_xent"), NT-Xent between a second dropout pass of
+   the anchor and the positive; L_intra = NT-Xent(view 1, view 2).
+With alpha = beta = 0 only step 1 and L_rec run: the random streams are plain SASRec's.
 """
 import copy
 import math
@@ -34,6 +32,7 @@ from .losses import SampleSynthesizer, cl4srec_augment, info_nce, nt_xent, seman
 from .metrics import full_ranks, metrics_from_ranks
 from .model import build_model, check_item_ids, resolve_device
 from .semantic import pool_entry_of_prefixes, pool_sequences
+from .step_graph import CapturedStep
 
 TABLE_NAMES = ("item_neighbors", "entry", "pool_neighbors", "pool_inputs", "pool_emb")
 
@@ -110,20 +109,21 @@ class Trainer:
                                                  config.synth_dropout, config.synth_init).to(device)
         params = list(self.model.parameters()) + (list(self.synthesizer.parameters()) if self.synthesizer else [])
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
-                                          fused=device.type == "cuda")
+                                          fused=device.type == "cuda", capturable=config.cuda_graph)
         # Batch order has its own stream, so turning augmentations on never changes it.
         self.order_rng = torch.Generator(device=device).manual_seed(config.seed)
+        for name, obstacle in (("compile", config.compile and config.compile_obstacle(device.type)),
+                               ("cuda_graph", config.cuda_graph and config.cuda_graph_obstacle(device.type))):
+            if obstacle:
+                raise ValueError(f"TrainConfig.{name}={getattr(config, name)!r}: {obstacle}")
         self.step_losses = self._step_losses
         if config.compile:
-            obstacle = config.compile_obstacle(device.type)
-            if obstacle:
-                raise ValueError(f"TrainConfig.compile={config.compile!r}: {obstacle}")
-            # The whole step up to the loss (gathers, augmentations, encoder, losses) becomes one
-            # graph. The data tables stay where they are: CUDA graphs would otherwise copy every
-            # table into a static buffer at each replay.
+            # tables stay where they are: CUDA graphs would otherwise copy each into a buffer at every replay
             for table in (self.inputs, self.targets, *(getattr(self, n) for n in TABLE_NAMES if hasattr(self, n))):
                 torch._dynamo.mark_static_address(table)
             self.step_losses = torch.compile(self._step_losses, mode=config.compile, dynamic=False)
+        self.loss_sums = torch.zeros(4, device=device)  # per epoch, summed on the device (no host sync)
+        self.full_batch_step = CapturedStep(self.train_step) if config.cuda_graph else self.train_step
 
         longest = max(len(s) for s in ds.train_sequences) + 1
         self.eval_data = {}
@@ -185,6 +185,14 @@ class Trainer:
     def _step_losses(self, idx):
         return self.losses(*self.batch(idx))
 
+    def train_step(self, idx):
+        """One update on the prefixes `idx`; adds the loss parts times len(idx) to `loss_sums`."""
+        self.optimizer.zero_grad(set_to_none=not self.config.cuda_graph)  # captured: zeroed in place, same memory
+        losses = self.step_losses(idx)
+        losses[0].backward()
+        self.optimizer.step()
+        self.loss_sums += torch.stack([part.detach().float() for part in losses]) * len(idx)
+
     def losses(self, seqs, y, anchor_sem, cand_sem, cand_index=None):
         """Loss parts (total, rec, cross, intra) of one step from the gathered batch."""
         config = self.config
@@ -226,16 +234,11 @@ class Trainer:
         order = torch.randperm(self.n_train, device=self.device, generator=self.order_rng)
         firsts = range(0, self.n_train, bs)[:max_steps]
         seen = min(self.n_train, len(firsts) * bs)
-        sums = torch.zeros(4, device=self.device)
+        self.loss_sums.zero_()
         for first in tqdm(firsts, disable=not progress, leave=False, desc=f"epoch {self.epoch + 1}"):
             idx = order[first:first + bs]
-            losses = self.step_losses(idx)
-            self.optimizer.zero_grad(set_to_none=True)
-            losses[0].backward()
-            self.optimizer.step()
-            # summed on the device: reading a loss every step would stall the GPU
-            sums += torch.stack([part.detach().float() for part in losses]) * len(idx)
-        total, rec, cross, intra = (sums / seen).tolist()   # the epoch's one host sync
+            (self.full_batch_step if len(idx) == bs else self.train_step)(idx)
+        total, rec, cross, intra = (self.loss_sums / seen).tolist()   # the epoch's one host sync
         if not math.isfinite(total):
             raise FloatingPointError(f"training diverged in epoch {self.epoch + 1}: mean loss {total} (rec {rec}, "
                                      f"cross {cross}, intra {intra}); lower lr, alpha or beta")
@@ -268,8 +271,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train with early stopping on validation, then score test with the best state."""
         config = self.config
-        history, best, best_epoch, best_state = [], -1.0, 0, None
-        train_seconds = 0.0
+        history, best, best_epoch, best_state, train_seconds = [], -1.0, 0, None, 0.0
         bar = tqdm(range(config.epochs), desc=f"{self.ds.name} {config.model.backbone}", disable=not config.progress)
         for _ in bar:
             record = self.train_epoch(progress=config.progress)
@@ -304,8 +306,7 @@ class Trainer:
 
     def save_checkpoint(self, path, metrics: dict = None):
         """The current state with everything needed to rebuild and check it (`load_checkpoint`)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         torch.save({"format": CHECKPOINT_FORMAT, "config": asdict(self.config), "dataset": self.ds.name,
                     "n_items": self.ds.n_items, "n_users": self.ds.n_users, "epoch": self.epoch,
                     "text_dim": self.synthesizer.text_dim if self.synthesizer else None,
@@ -340,11 +341,10 @@ def plot_histories(results: dict, metric: str = "NDCG@10"):
             evaluated = frame[metric].dropna()
             right.plot(evaluated.index, evaluated, color=color, marker="o", markersize=3, label=label)
             right.axvline(best_epoch, color=color, alpha=0.3)
-    for ax in (left, right):
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     left.set(xlabel="epoch", ylabel="training loss", title="losses")
     right.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (line: best epoch)")
-    left.legend(fontsize=8)
-    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

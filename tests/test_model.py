@@ -28,6 +28,18 @@ def test_shapes_and_padding_column(backbone):
     assert scores.dtype == torch.float32
 
 
+def test_sasrec_encode_is_the_last_position_of_encode_all():
+    # encode computes the last block at the last position only; nothing else may change
+    model = tiny()
+    x = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 9]])
+    torch.testing.assert_close(model.encode(x), model.encode_all(x)[:, -1], rtol=1e-5, atol=1e-6)
+    assert model.encode_all(x, last_only=True).shape == (3, 1, 16)
+    # and gradients flow to the earlier positions' keys and values through the last query
+    model.train()
+    model.encode(x).sum().backward()
+    assert model.blocks[0].ffn_in.weight.grad.abs().sum() > 0
+
+
 def test_sasrec_is_causal():
     model = tiny()
     x = left_pad([4, 9, 2, 7, 11], MAX_LEN)
