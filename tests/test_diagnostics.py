@@ -1,38 +1,20 @@
 """Notebook 05's look inside the cross-sequence branch: first-step losses and synthesizer weights."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from sracl_lite import baselines as B
-from sracl_lite import retrieval as R
-from sracl_lite.data import PrepConfig, SequenceData
 from sracl_lite.diagnostics import candidate_scores, candidate_weights, first_step_losses, weight_entropy
-from sracl_lite.experiments import TrainConfig
 from sracl_lite.losses import SampleSynthesizer
-from sracl_lite.model import ModelConfig
 from sracl_lite.training import Trainer
+import test_training
+from test_training import config
 
-torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def ds():
-    rng = np.random.default_rng(1)
-    rows = []
-    for user in range(20):
-        items = rng.choice(np.arange(1, 26), size=rng.integers(5, 10), replace=False)
-        rows += [(user, int(item), t) for t, item in enumerate(items)]
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
-    return SequenceData.from_interactions(frame, "toy", config=PrepConfig(3, 1))
+ds, tables = test_training.ds, test_training.tables   # the toy data and tables of the trainer's tests
 
 
 @pytest.mark.parametrize("unique_candidates", [False, True])
-def test_first_step_losses_match_the_trainers_own_loss(ds, unique_candidates):
-    tables = B.random_neighbor_tables(ds.train_sequences, ds.n_items, R.user_pool(ds.train_sequences), k=3, dim=8)
-    config = TrainConfig(model=ModelConfig(hidden=16, n_heads=2, ffn=32, n_layers=1), max_len=6, batch_size=16,
-                         alpha=0.1, beta=0.0, unique_candidates=unique_candidates, progress=False, device="cpu")
-    trainer = Trainer(ds, config, tables)
+def test_first_step_losses_match_the_trainers_own_loss(ds, tables, unique_candidates):
+    trainer = Trainer(ds, config(batch_size=16, alpha=0.1, beta=0.0, unique_candidates=unique_candidates), tables)
     batch = torch.arange(16)
     frame = first_step_losses(trainer, batch, alpha=0.1, seed=3)
     trainer.model.train()
