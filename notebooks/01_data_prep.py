@@ -196,6 +196,13 @@ last_two = ordered.groupby("user")["item"].agg(lambda s: tuple(s.iloc[-2:]))
 raw_id_of = ds.items["raw_id"]
 derived = [(raw_id_of[v], raw_id_of[t]) for v, t in zip(ds.valid_targets, ds.test_targets)]
 assert derived == list(last_two.loc[ds.user_raw_ids]), "validation/test targets differ from the raw file's order"
+
+# %% [markdown]
+# The split's invariants: item ids leave 0 free for padding, every training item but the first is
+# some prefix's target, and no held-out item hides in the training data. A second `load_dataset`
+# reuses the saved artefact, which must hold the same content.
+
+# %%
 if DATASET == "ml-100k" and MIN_USER_INTERACTIONS == 5 and MIN_ITEM_INTERACTIONS == 5:
     assert ds.n_users == 943, "every ML-100K user has 20+ ratings and survives the 5-core filter"
     assert ds.n_items == 1349, ds.n_items

@@ -197,33 +197,20 @@ for key, answer in zip(live_keys, live):
 # model or settings, so answers never mix; each model tag gets its own folder anyway.
 #
 # A demonstration with `FakeBackend` (instant answers derived from the prompt hash) that is
-# interrupted after 5 answers:
+# interrupted after 5 answers (`stop_after=5` raises `llm.Interrupted`, as a killed run stops):
 
 # %%
-class Interrupted(Exception):
-    pass
-
-
-class InterruptedBackend(llm.FakeBackend):
-    def generate(self, prompts, on_answer=None):
-        def stop_after_five(i, answer):
-            on_answer(i, answer)
-            if i == 4:
-                raise Interrupted
-        return super().generate(prompts, on_answer=stop_after_five)
-
-
 demo_prompts = dict(list(user_prompts.items())[:12])
 with tempfile.TemporaryDirectory() as tmp:
     path = Path(tmp) / "users.jsonl"
     try:
-        profiling.generate_cached(demo_prompts, InterruptedBackend(), path, progress=False)
-    except Interrupted:
+        profiling.generate_cached(demo_prompts, llm.FakeBackend(stop_after=5), path, progress=False)
+    except llm.Interrupted:
         print("interrupted; answers on disk:", len(path.read_text().splitlines()) - 1)
     resumed = llm.FakeBackend()
     answers = profiling.generate_cached(demo_prompts, resumed, path, progress=False)
     lines = path.read_text().splitlines()
-    print(f"resumed: {resumed.generated_tokens // 5} new answers, {len(lines) - 1} rows, "
+    print(f"resumed: {resumed.answered} new answers, {len(lines) - 1} rows, "
           f"{len({json.loads(x)['key'] for x in lines[1:]})} distinct keys")
     print("\n".join(line[:130] for line in lines[:3]))
 
@@ -248,12 +235,19 @@ with tempfile.TemporaryDirectory() as tmp:
 # `load_profiles` rebuilds the prompts and looks their answers up, without loading any model.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 if GENERATE_ALL:
     folder = profiling.profile_dir(DATASET, backend)
     profiling.write_prompt_settings(folder, ds, prompts.PromptConfig(), backend)
     for kind, file in profiling.PROFILE_FILES.items():  # items, users, notebook 03's probes
         profiling.generate_cached(profiling.kind_prompts(ds, kind), backend, folder / file, desc=kind)
+
+# %% [markdown]
+# The script and the cell above write into one folder per model tag. Reading picks the folder of
+# the live model's tag when it exists, else the last by name, so a reader without a GPU still sees
+# a full set of answers, and is told when they come from other settings.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 profile_folder = profiling.pick_profile_dir(DATASET, tag)
 assert profile_folder is not None, (f"no profiles under {paths.profiles_dir(DATASET)}; run "
                                     f"scripts/generate_profiles.py --dataset {DATASET} or set SRACL_GENERATE_ALL=1")
@@ -309,6 +303,11 @@ print(f"titles quoted in user profiles: {dict(mentions)}; "
 cut_off = {"items": AQ.cut_off_share(item_answers), "users": AQ.cut_off_share(user_answers)}
 print("cut off at the token limit:", {k: round(v, 2) for k, v in cut_off.items()})
 
+# %% [markdown]
+# How long are the answers? A pile at the right edge is answers cut at the 64-token limit, which
+# holds about 45 words.
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
 for ax, (name, answers) in zip(axes, (("item summaries", item_answers), ("user profiles", user_answers))):
     ax.hist([len(a.split()) for a in answers.values()], bins=30)
@@ -349,6 +348,13 @@ assert leaks == 0, "a user prompt lists one of that user's validation/test title
 assert list(user_prompts) == [(u, len(s)) for u, s in enumerate(ds.train_sequences)]
 assert len(item_answers) == ds.n_items and len(user_answers) == ds.n_users, \
     f"{profile_folder} is incomplete: rerun scripts/generate_profiles.py --dataset {DATASET} to finish it"
+assert 0 <= shuffled <= 1 and 0 <= real <= 1
+
+# %% [markdown]
+# The answer files hold one answer per key and no prompt text (a user prompt carries that user's
+# history), and the live model agrees with the cache it wrote.
+
+# %%
 for name in ("items.jsonl", "users.jsonl"):
     text = (profile_folder / name).read_text()
     rows = [json.loads(line) for line in text.splitlines()[1:]]
@@ -358,7 +364,6 @@ assert all(isinstance(a, str) and a for a in live), "every live prompt got an an
 if profile_folder.name == tag:  # the cache of the model that answered live: they must agree
     assert same == len(live_keys), (f"only {same} of {len(live_keys)} live answers equal the cached ones; "
                                     "see the note on batching and devices above")
-assert 0 <= shuffled <= 1 and 0 <= real <= 1
 print("all checks passed")
 
 # %% [markdown]

@@ -92,6 +92,13 @@ from sracl_lite.notebook import check_stored, expect, set_seed
 from sracl_lite.semantic import SemanticTables
 
 set_seed(SEED)
+
+# %% [markdown]
+# Two sets of sequences take part: the **pool**, one entry per user (what training retrieves
+# from), and the **probes**, a sample of users whose last training item is held out to judge
+# retrieval (section 4). Each gets its template text here.
+
+# %%
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 titles = ds.items["title"]
 pool = R.user_pool(ds.train_sequences)
@@ -259,6 +266,12 @@ for source in table.index.drop("random"):
 best_sequences = table["neighbour holds next item"].idxmax()
 best_items = table["shares a category"].idxmax()
 print(f"\nBest sequence neighbours: {best_sequences}. Best item neighbours (genre): {best_items}.")
+
+# %% [markdown]
+# The question SRA-CL's first step rests on: do the LLM's profiles find better neighbours than the
+# plain attribute and title text that needs no LLM?
+
+# %%
 if "LLM text" in table.index:
     llm_rate, template_rate, floor = (table.at[s, "neighbour holds next item"]
                                       for s in ("LLM text", "template text", "random"))
@@ -296,8 +309,13 @@ prefix_pool = R.prefix_pool(ds.train_sequences, users=demo_users)
 prefix_probes = R.prefix_probes(ds.train_sequences, max_probes=2000, seed=SEED, users=demo_users)
 prefix_emb = R.mean_item_embedding(item_emb[mean_source], ds.train_sequences, prefix_pool)
 prefix_probe_emb = R.mean_item_embedding(item_emb[mean_source], ds.train_sequences, prefix_probes)
+
+# %% [markdown]
+# First what the reference code does, excluding only the entry itself (a probe's own prefix is in
+# the pool); then the user rule of `pool_neighbors` and the two baselines, on the same probes.
+
+# %%
 started = time.time()
-# What the reference code does: exclude only the entry itself.
 entry_of_probe = {key: i for i, key in enumerate(prefix_pool.keys())}
 probe_entries = np.array([entry_of_probe[key] for key in prefix_probes.keys()])
 self_only = R.top_k_neighbors(prefix_probe_emb, prefix_emb, K, probe_entries, np.arange(len(prefix_pool)))
@@ -338,23 +356,18 @@ print(prefix_quality.drop(columns="neighbours").round(3).to_string(index=False))
 # 06 load them with `SemanticTables.load`.
 
 # %%
-def build(name):
-    if name == "collaborative":
-        return B.collaborative_tables(ds.train_sequences, ds.n_items, pool, K)
-    if name == "random":
-        return B.random_neighbor_tables(ds.train_sequences, ds.n_items, pool, K, seed=SEED)
+built = {"collaborative": B.collaborative_tables(ds.train_sequences, ds.n_items, pool, K),
+         "random": B.random_neighbor_tables(ds.train_sequences, ds.n_items, pool, K, seed=SEED)}
+for name in item_emb:
     text = f"mean of item embeddings ({mean_source})" if name == "mean of items" else name
-    return R.build_tables(item_emb[name], pool, user_emb[name], K,
-                          description=f"{text}, {ENCODER}, cosine top-{K}, per-user pool")
-
-
+    built[name] = R.build_tables(item_emb[name], pool, user_emb[name], K,
+                                 description=f"{text}, {ENCODER}, cosine top-{K}, per-user pool")
 saved = {}
-for name in order:
-    if name in item_emb or name in ("collaborative", "random"):
-        path = R.tables_path(ds.artefact_dir, name.lower().replace(" ", "_"))
-        build(name).save(path)
-        saved[name] = path
-        print(f"{path.relative_to(ds.artefact_dir.parent)}: {SemanticTables.load(path).description}")
+for name in [name for name in order if name in built]:
+    path = R.tables_path(ds.artefact_dir, name.lower().replace(" ", "_"))
+    built[name].save(path)
+    saved[name] = path
+    print(f"{path.relative_to(ds.artefact_dir.parent)}: {SemanticTables.load(path).description}")
 
 # %% [markdown]
 # ## Checks
@@ -369,6 +382,11 @@ for name, path in saved.items():
         f"{name}: a user retrieves its own entry"
     assert (tables.pool_lengths == [len(ds.train_sequences[u]) for u in tables.pool_users]).all(), \
         f"{name}: pool entries must be whole training sequences (validation and test items excluded)"
+
+# %% [markdown]
+# The probes judged retrieval fairly only if none saw its own user's entry or its held-out item.
+
+# %%
 for name, nb in probe_neighbors.items():
     assert (pool.users[nb] != probes.users[:, None]).all(), f"{name}: a probe retrieved its own user's entry"
 assert all(t not in probes.items(ds.train_sequences, i) for i, t in enumerate(probes.targets)), \
@@ -376,6 +394,11 @@ assert all(t not in probes.items(ds.train_sequences, i) for i, t in enumerate(pr
 assert (probes.lengths == [len(ds.train_sequences[u]) - 1 for u in probes.users]).all()
 assert list(template["probes"]) == probes.keys(), "probe texts must describe (user, len - 1) prefixes"
 assert np.allclose(np.linalg.norm(item_emb["template text"][1:], axis=1), 1, atol=1e-4)
+
+# %% [markdown]
+# The findings of this run, each against the random floor.
+
+# %%
 value = quality.set_index(["source", "metric"])["value"]
 if not np.isnan(value["random", "shares a category"]):
     expect(value["template text", "shares a category"] > value["random", "shares a category"] + 0.1,
@@ -385,7 +408,12 @@ expect(value["collaborative", "co-occurs in training"] >= value["random", "co-oc
 expect(value["mean of items", "neighbour holds next item"] > value["random", "neighbour holds next item"],
        "mean-of-items neighbours hold the next item more often than random ones")
 expect(same_user > 0.5, "the leak demo: without the user rule, a prefix's nearest entries are its own user's")
-# Section 7's numbers (hidden from nbval), against the stored run's.
+
+# %% [markdown]
+# Section 7's numbers are hidden from nbval (near-ties move their last digits between CPUs), so
+# they are compared with the stored run's here, within a tolerance.
+
+# %%
 PREFIX_DEMO_STORED = {
     "mean of items, self excluded only (leaky): neighbour holds next item": 0.549,
     "mean of items, self excluded only (leaky): some neighbour holds next item": 0.996,

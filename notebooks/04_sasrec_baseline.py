@@ -87,6 +87,11 @@ from sracl_lite.metrics import check_metrics, metric_names, metrics_from_ranks, 
 from sracl_lite.model import build_model, count_parameters
 from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
 
+# %% [markdown]
+# A profile is a `TrainConfig` preset: the table shows what each one sets. Alpha and beta are 0
+# here, which turns both contrastive branches off: plain SASRec.
+
+# %%
 set_seed(SEED)
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 config = experiments.profile_config(PROFILE, alpha=0.0, beta=0.0, seed=SEED, device=DEVICE)
@@ -310,6 +315,16 @@ best = history[config.valid_metric].max()
 assert history.loc[result.best_epoch, config.valid_metric] == best, "the kept epoch must be the best on validation"
 assert np.isclose(result.valid[config.valid_metric], best, atol=1e-6), "the restored state must score as recorded"
 assert len(history) <= config.epochs and history["loss"].iloc[-1] < history["loss"].iloc[0]
+ranks_in_range = (result.test_ranks >= 0) & (result.test_ranks < ds.n_items)
+assert ranks_in_range.all() and len(result.test_ranks) == ds.n_users
+saved = load_metrics(DATASET)
+assert saved["sasrec"]["test"] == result.test and saved["sasrec"]["profile"] == PROFILE
+
+# %% [markdown]
+# Two numbers recomputed independently of the library: the parameter count, from the
+# architecture, and the popularity baseline's validation HR@10, user by user.
+
+# %%
 # Parameter count from the architecture: item table, positions, embedding norm, two blocks.
 D, L, n_rows = config.model.hidden, config.max_len, ds.n_items + 2
 block = (D * 3 * D + 3 * D) + (D * D + D) + 2 * 2 * D + (D * config.model.ffn + config.model.ffn) \
@@ -321,12 +336,12 @@ popular_first = [i for i in order if i != 0]
 hits = [v in [i for i in popular_first if i not in set(seq)][:10]
         for seq, v in zip(ds.train_sequences, ds.valid_targets)]
 assert np.isclose(np.mean(hits), popularity["valid"]["HR@10"])
-ranks_in_range = (result.test_ranks >= 0) & (result.test_ranks < ds.n_items)
-assert ranks_in_range.all() and len(result.test_ranks) == ds.n_users
-saved = load_metrics(DATASET)
-assert saved["sasrec"]["test"] == result.test and saved["sasrec"]["profile"] == PROFILE
+
+# %% [markdown]
 # The training results printed above are hidden from nbval (their last digits vary between CPUs);
-# the stored run's, within a tolerance:
+# here they are compared with the stored run's, within a tolerance.
+
+# %%
 check_stored(result.test | {"valid MRR@10": result.valid["MRR@10"]},
              {"HR@10": 0.1400, "NDCG@10": 0.0683, "HR@20": 0.2344, "NDCG@20": 0.0921,
               "MRR": 0.0628, "valid MRR@10": 0.0602}, tol=0.005)

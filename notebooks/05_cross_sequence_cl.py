@@ -79,20 +79,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
+from sracl_lite import diagnostics, experiments, training
 from sracl_lite import retrieval as R
-from sracl_lite import experiments, training
 from sracl_lite.data import load_dataset
 from sracl_lite.losses import SampleSynthesizer, info_nce
 from sracl_lite.metrics import check_metrics, metric_names
 from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
-from sracl_lite.retrieval import tables_path
 from sracl_lite.semantic import SemanticTables, pool_entry_of_prefixes, pool_sequences
 
+# %% [markdown]
+# The tables are checked against the dataset before use: a file saved for another dataset or
+# filter setting would index the wrong users and items.
+
+# %%
 set_seed(SEED)
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
-tables = SemanticTables.load(tables_path(ds.artefact_dir, SEMANTIC_TABLES))
+tables = SemanticTables.load(R.tables_path(ds.artefact_dir, SEMANTIC_TABLES))
 tables.check_fits(ds.n_users, ds.n_items)
 print(f"tables {SEMANTIC_TABLES!r}: {tables.description}")
 print(f"pool: {len(tables.pool_users)} entries, semantic embeddings {tables.pool_emb.shape}, "
@@ -121,7 +124,13 @@ anchor_user, entry = prefixes.users[row], entry_of_prefix[row]
 short = lambda ids, n=3: " -> ".join(ds.titles([i for i in ids if i][-n:]))
 print(f"anchor: prefix of user {anchor_user} of length {prefixes.lengths[row]}, ... -> {short(prefixes.inputs[row])}")
 print(f"        next item (its training target): {ds.titles([prefixes.targets[row]])[0]}")
-print(f"its pool entry: user {tables.pool_users[entry]}, all {tables.pool_lengths[entry]} training items\n")
+print(f"its pool entry: user {tables.pool_users[entry]}, all {tables.pool_lengths[entry]} training items")
+
+# %% [markdown]
+# The entry's k retrieved entries, with the cosine of their profile embeddings to the anchor's, and
+# the ends of their sequences: these are the anchor's candidate positives.
+
+# %%
 neighbours = tables.pool_neighbors[entry, :K]
 cosine = tables.pool_emb[neighbours] @ tables.pool_emb[entry]
 with pd.option_context("display.max_colwidth", 110, "display.width", 200):
@@ -252,31 +261,15 @@ if baseline:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def candidate_reps(reps, n_anchors, index):
-    """(n_anchors, K, D) candidate representations from one step's encoder output (anchors first)."""
-    block = reps[n_anchors:]
-    return block[index] if index is not None else block.view(n_anchors, K, -1)
-
-
 fresh = training.Trainer(ds, config, tables)             # untrained: the state training starts from
-fresh.model.train()
-seqs0, targets0, anchor_sem0, cand_sem0, index0 = fresh.batch(batch)
-diagnosis = {}
-for label, dropout_on in (("weights with dropout (as trained)", True), ("weights without dropout", False)):
-    fresh.synthesizer.train(dropout_on)
-    torch.manual_seed(SEED)                              # the same encoder dropout in both rows
-    reps0 = fresh.model.encode(seqs0)
-    anchor0 = reps0[:len(batch)]
-    positive0 = fresh.synthesizer(anchor_sem0, cand_sem0, candidate_reps(reps0, len(batch), index0))
-    rec0 = F.cross_entropy(fresh.model.item_scores(anchor0)[:, 1:], targets0 - 1)
-    cross0 = info_nce(anchor0, positive0)
-    grad_norm = lambda loss: torch.autograd.grad(loss, anchor0, retain_graph=True)[0].norm(dim=1).mean().item()
-    diagnosis[label] = {"L_cross": cross0.item(), "log B": np.log(len(batch)),
-                        "anchor norm": anchor0.norm(dim=1).mean().item(),
-                        "positive norm, mean": positive0.norm(dim=1).mean().item(),
-                        "positive norm, std": positive0.norm(dim=1).std().item(),
-                        "gradient on anchors, alpha*L_cross / L_rec": grad_norm(ALPHA * cross0) / grad_norm(rec0)}
-print(pd.DataFrame(diagnosis).T.round(2).to_string())
+diagnosis = diagnostics.first_step_losses(fresh, batch, alpha=ALPHA, seed=SEED)
+print(diagnosis.round(2).to_string())
+
+# %% [markdown]
+# How the table is computed: one step, written out with the trainer's parts.
+
+# %%
+print(inspect.getsource(diagnostics.first_step_losses))
 
 # %% [markdown]
 # How to read the comparison with SASRec, then. Under the CPU profile both runs stop long before
@@ -292,22 +285,8 @@ print(pd.DataFrame(diagnosis).T.round(2).to_string())
 # A uniform mixture would give every neighbour 1/k = 0.1.
 
 # %%
-synthesizer = result.synthesizer.eval()
-
-
-device = trainer.device
-
-
-def candidate_weights(entries):
-    """(n,) pool entries -> (n, K) weights of their K neighbours under the trained synthesizer."""
-    anchor = torch.as_tensor(tables.pool_emb[entries], dtype=torch.float32, device=device)
-    cands = torch.as_tensor(tables.pool_emb[tables.pool_neighbors[entries, :K]], dtype=torch.float32, device=device)
-    with torch.no_grad():
-        return synthesizer.weights(anchor, cands).cpu().numpy()
-
-
-all_entries = np.arange(len(tables.pool_users))
-all_weights = candidate_weights(all_entries)                               # (P, K)
+synthesizer = result.synthesizer
+all_weights = diagnostics.candidate_weights(synthesizer, tables.pool_emb, tables.pool_neighbors[:, :K])  # (P, K)
 shown_users = [1, 5, 12]
 fig, axes = plt.subplots(1, len(shown_users), figsize=(13, 3.2), sharey=True)
 for ax, user in zip(axes, shown_users):
@@ -339,10 +318,8 @@ with pd.option_context("display.max_colwidth", 100, "display.width", 200):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-with torch.no_grad():
-    candidate_score = (synthesizer.project(torch.as_tensor(tables.pool_emb, dtype=torch.float32, device=device))
-                       @ synthesizer.attn[synthesizer.hidden:]).cpu().numpy()     # (P,) global score
-entropy = -(all_weights * np.log(all_weights)).sum(1) / np.log(K)
+candidate_score = diagnostics.candidate_scores(synthesizer, tables.pool_emb)       # (P,)
+entropy = diagnostics.weight_entropy(all_weights)
 length_corr = pd.Series(candidate_score).corr(pd.Series(tables.pool_lengths.astype(float)), method="spearman")
 print(f"largest weight per anchor: median {np.median(all_weights.max(1)):.3f} (uniform: {1 / K:.3f}), "
       f"max {all_weights.max():.3f}")
@@ -387,6 +364,13 @@ prefix_emb = R.mean_item_embedding(tables.item_emb, ds.train_sequences, prefix_p
 prefix_tables = R.prefix_tables(tables.item_emb, prefix_pool, prefix_emb, k=K, exclude="rank0")
 print(f"per-prefix pool: {len(prefix_pool):,} training prefixes, {K} neighbours each, "
       f"{time.time() - started:.0f} s", file=sys.stderr)
+
+# %% [markdown]
+# Whose are these neighbours, and do they hold the anchor's next item? A neighbour's window is the
+# last `max_len` items of its prefix, the sequence the trainer encodes for it.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 neighbour_users = prefix_pool.users[prefix_tables.pool_neighbors]                    # (P, K)
 same_user = (neighbour_users == prefix_pool.users[:, None]).mean()
 itself = (prefix_tables.pool_neighbors == np.arange(len(prefix_pool))[:, None]).any(1).mean()
@@ -406,13 +390,9 @@ ref_trainer = training.Trainer(ds, reference, prefix_tables)
 ref_seqs, *_ = ref_trainer.batch(batch)
 B = len(batch)
 print(f"encoder input {tuple(ref_seqs.shape)} = {B} anchors + {B} second pass + {B} x {K} candidates + 2 x {B} views")
-with torch.no_grad():
-    ref_trainer.synthesizer.eval()
-    sem = torch.as_tensor(prefix_emb, device=ref_trainer.device)
-    nbrs = torch.as_tensor(prefix_tables.pool_neighbors, device=ref_trainer.device)
-    start_weights = ref_trainer.synthesizer.weights(sem, sem[nbrs]).cpu().numpy()
-    simcse_scale = ref_trainer.synthesizer.weights(25 * sem, 25 * sem[nbrs]).cpu().numpy()
-share = lambda w: float(np.median(-(w * np.log(w)).sum(1) / np.log(K)))
+start_weights = diagnostics.candidate_weights(ref_trainer.synthesizer, prefix_emb, prefix_tables.pool_neighbors)
+simcse_scale = diagnostics.candidate_weights(ref_trainer.synthesizer, 25 * prefix_emb, prefix_tables.pool_neighbors)
+share = lambda w: float(np.median(diagnostics.weight_entropy(w)))
 unit = R.unit_rows(prefix_emb)
 neighbour_cosine = np.einsum("pd,pkd->pk", unit, unit[prefix_tables.pool_neighbors])
 print(f"reference init, median normalised entropy of the weights: {share(start_weights):.3f} on these "
@@ -439,9 +419,7 @@ print(f"reference init, median normalised entropy of the weights: {share(start_w
 # NBVAL_IGNORE_OUTPUT
 ref_result = ref_trainer.fit()
 ours_protocol, _ = ref_trainer.evaluate("test", exclude_history=True)
-with torch.no_grad():
-    ref_trainer.synthesizer.eval()
-    trained_weights = ref_trainer.synthesizer.weights(sem, sem[nbrs]).cpu().numpy()
+trained_weights = diagnostics.candidate_weights(ref_trainer.synthesizer, prefix_emb, prefix_tables.pool_neighbors)
 print(ref_result.history_frame()[["loss", "rec", "cross", "intra", "MRR@10", "train_seconds"]].round(4).to_string())
 print(pd.DataFrame({"all items (reference)": ref_result.test, "history excluded (ours)": ours_protocol}
                    ).T[["HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR"]].round(4).to_string())
@@ -472,29 +450,30 @@ assert np.isclose(result.valid[config.valid_metric], best, atol=1e-6)
 assert (history["cross"] > 0).all() and (history["intra"] == 0).all()
 assert np.allclose(history["loss"], history["rec"] + ALPHA * history["cross"], rtol=1e-4)
 expect(history["NDCG@10"].max() > history["NDCG@10"].iloc[0], "validation NDCG@10 improves on epoch 1")
-# Synthesizer: weights are a distribution over the K candidates, and their order is the order of
-# the global candidate score (the anchor term cannot reorder them).
+assert load_metrics(DATASET)["sasrec+cross"]["test"] == result.test
+
+# %% [markdown]
+# The trained synthesizer: its weights are a distribution over the K candidates, and their order is
+# the order of the global candidate score (section 3: the anchor term cannot reorder them).
+
+# %%
 assert np.allclose(all_weights.sum(1), 1, atol=1e-5) and (all_weights > 0).all()
 cand_scores = candidate_score[tables.pool_neighbors[:, :K]]                   # (P, K)
 by_score = np.take_along_axis(all_weights, np.argsort(cand_scores, axis=1), axis=1)
 assert (np.diff(by_score, axis=1) >= -1e-6).all(), "a higher candidate score must never get a lower weight"
-uniform = SampleSynthesizer(tables.pool_emb.shape[1], config.model.hidden, mode="uniform")
-assert np.allclose(uniform.weights(torch.zeros(2, tables.pool_emb.shape[1]),
-                                   torch.zeros(2, K, tables.pool_emb.shape[1])).numpy(), 1 / K)
 # Candidates: never the anchor's own user, and their sequences are training items only.
 assert (tables.pool_users[tables.pool_neighbors] != tables.pool_users[:, None]).all()
 for j in range(len(tables.pool_users)):
     u = tables.pool_users[j]
     assert ds.valid_targets[u] not in pool_inputs[j] and ds.test_targets[u] not in pool_inputs[j]
-# Encoding only the distinct candidates gives the same candidate representations.
-model = result.model.eval()
-with torch.no_grad():
-    reps = model.encode(seqs)
-    every = model.encode(trainer.pool_inputs[trainer.pool_neighbors[trainer.entry[batch]]].view(-1, L))
-assert torch.allclose(candidate_reps(reps, len(batch), cand_index).reshape(every.shape), every, atol=1e-5)
-assert load_metrics(DATASET)["sasrec+cross"]["test"] == result.test
-# Section 9: the reference pool holds training prefixes only, keeps the user's other prefixes,
-# and one step encodes anchors twice, every candidate and two views.
+
+# %% [markdown]
+# Section 9: the reference pool holds training prefixes only and keeps the user's other prefixes,
+# and one step encodes anchors twice, every candidate and two views. Its numbers and this
+# notebook's training results are hidden from nbval (their last digits vary between CPUs), so they
+# are compared with the stored run's, within a tolerance.
+
+# %%
 held_out = np.stack([ds.valid_targets, ds.test_targets], 1)[prefix_pool.users]          # (P, 2)
 assert not (windows[:, :, None] == held_out[:, None, :]).any(), "a pool window holds a held-out item"
 assert len(ref_seqs) == B * (2 + K + 2)
@@ -505,8 +484,6 @@ REFERENCE_STORED = {"same user": 0.965, "holds next": 0.494, "some holds next": 
 check_stored({"same user": same_user, "holds next": holds_next.mean(), "some holds next": holds_next.any(1).mean(),
               **{f"reference {m}": ref_result.test[m] for m in ("HR@10", "NDCG@10", "MRR")}},
              REFERENCE_STORED, tol=0.005)
-# The training results printed above are hidden from nbval (their last digits vary between CPUs);
-# the stored run's, within a tolerance:
 check_stored(result.test | {"valid MRR@10": result.valid["MRR@10"]},
              {"HR@10": 0.0647, "NDCG@10": 0.0308, "HR@20": 0.1145, "NDCG@20": 0.0430,
               "MRR": 0.0301, "valid MRR@10": 0.0250}, tol=0.005)

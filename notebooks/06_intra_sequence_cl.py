@@ -79,6 +79,10 @@ from sracl_lite.neighbor_quality import show_item_neighbors
 from sracl_lite.retrieval import tables_path
 from sracl_lite.semantic import SemanticTables
 
+# %% [markdown]
+# Only the first K neighbours of each item are drawn from; row 0 (padding) has none to draw.
+
+# %%
 set_seed(SEED)
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 tables = SemanticTables.load(tables_path(ds.artefact_dir, SEMANTIC_TABLES))
@@ -110,12 +114,7 @@ examples = rng.choice(np.flatnonzero(prefixes.lengths == min(10, prefixes.length
 originals = torch.as_tensor(prefixes.inputs[examples])                  # (3, L)
 generator = torch.Generator().manual_seed(SEED)
 views = [losses.semantic_substitute(originals, item_neighbors, SUB_PROB, generator) for _ in range(2)]
-
-
-def as_titles(view, original):
-    return [("✱ " if v != o else "") + ds.titles([v])[0] for v, o in zip(view.tolist(), original.tolist()) if o]
-
-
+as_titles = lambda view, orig: ["✱ " * (v != o) + ds.titles([v])[0] for v, o in zip(view.tolist(), orig.tolist()) if o]
 with pd.option_context("display.max_colwidth", 60, "display.width", 200):
     for i, row in enumerate(examples):
         print(f"user {prefixes.users[row]}, prefix of {prefixes.lengths[row]} items, oldest first:")
@@ -174,7 +173,13 @@ print(inspect.getsource(losses.nt_xent))
 # branches add sequences to encode, not passes.
 
 # %%
-print(inspect.getsource(training.Trainer._views))
+print(inspect.getsource(training.Trainer.losses))
+
+# %% [markdown]
+# The first batch of a seeded order, gathered as the trainer gathers every step's: the views are
+# drawn there, after the anchors and the retrieved sequences.
+
+# %%
 trainer = training.Trainer(ds, config, tables)
 order = torch.randperm(trainer.n_train, generator=torch.Generator().manual_seed(SEED))
 batch = order[:config.batch_size].to(trainer.device)
@@ -223,6 +228,13 @@ summary = pd.DataFrame(test).T[metric_names()]
 summary.insert(0, "valid NDCG@10", pd.Series({name: m["NDCG@10"] for name, m in valid.items()}))
 print(f"test metrics of the best validation state (profile {PROFILE}, tables {SEMANTIC_TABLES})")
 print(summary.round(4).to_string())
+
+# %% [markdown]
+# The change relative to SASRec, and per user: a mean can hide whether a change comes from a few
+# users or from many.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 compared = ["HR@10", "NDCG@10", "HR@20", "NDCG@20"]
 change = summary[compared] / summary.loc["SASRec (04)", compared] - 1
 print("\nchange vs SASRec")
@@ -264,7 +276,12 @@ assert abs(rate - SUB_PROB) < max(0.01, 4 * (SUB_PROB * (1 - SUB_PROB) / n_real)
     f"substitution rate {rate:.3f} of {n_real} items is far from sub_prob {SUB_PROB}"
 assert not (tables.item_neighbors[1:, :K] == np.arange(1, ds.n_items + 1)[:, None]).any(), \
     "an item is its own neighbour: substitution would be a no-op"
-# Training and metrics.
+
+# %% [markdown]
+# Training: the kept state is the best on validation, both contrastive losses took part, and one
+# step encoded anchors, candidates and two views.
+
+# %%
 check_metrics({"valid": result.valid, "test": result.test})
 best = history[config.valid_metric].max()
 assert history.loc[result.best_epoch, config.valid_metric] == best, "the kept epoch must be the best on validation"
@@ -274,13 +291,17 @@ assert np.allclose(history["loss"], history["rec"] + ALPHA * history["cross"] + 
 expect(history["NDCG@10"].max() > history["NDCG@10"].iloc[0], "validation NDCG@10 improves on epoch 1")
 n_candidates = len(cand_index.unique()) if cand_index is not None else B * K
 assert len(seqs) == 3 * B + n_candidates, "one step encodes anchors, candidates and two views"
-# The comparison is fair only if the runs share dataset and profile.
+
+# %% [markdown]
+# The comparison of section 6 is fair only if the runs share dataset and profile. The training
+# results printed above are hidden from nbval (their last digits vary between CPUs), so they are
+# compared with the stored run's, within a tolerance.
+
+# %%
 for name in ("sasrec", "sasrec+cross"):
     assert saved[name]["dataset"] == DATASET and saved[name]["profile"] == PROFILE, \
         f"the saved {name} run has another dataset or profile; re-run its notebook with the same settings"
 assert load_metrics(DATASET)["sracl"]["test"] == result.test
-# The training results printed above are hidden from nbval (their last digits vary between CPUs);
-# the stored run's, within a tolerance:
 check_stored(result.test | {"valid MRR@10": result.valid["MRR@10"]},
              {"HR@10": 0.0371, "NDCG@10": 0.0182, "HR@20": 0.0658, "NDCG@20": 0.0254,
               "MRR": 0.0196, "valid MRR@10": 0.0141}, tol=0.005)

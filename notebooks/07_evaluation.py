@@ -83,9 +83,8 @@ print(inspect.getsource(metrics_module.target_ranks))
 
 # %% [markdown]
 # ## 2. Where the numbers come from
-# Each CSV row is one training run (variant, window, seed) and records how it was made: the
-# command, the code version, the device, the date and the training budget ("profile"). A profile
-# with `*` had its budget overridden on the command line.
+# The runs are read from the results folder; only those of one window (`MAX_LEN`) are compared.
+# Notebook 01's dataset artefact gives the users' sequence lengths and checks the files.
 
 # %%
 from pathlib import Path
@@ -95,11 +94,14 @@ import numpy as np
 import pandas as pd
 
 from sracl_lite import evaluation as E
-from sracl_lite import experiments, paths
+from sracl_lite import experiments, paths, report
 from sracl_lite.data import load_dataset
+from sracl_lite.notebook import load_metrics
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_colwidth", 120)
+
+# %%
 results_dir = Path(RESULTS_DIR) if RESULTS_DIR else paths.RESULTS
 csv_path, ranks_path = results_dir / f"{DATASET}.csv", results_dir / f"{DATASET}_ranks.npz"
 all_runs = E.load_results(csv_path)
@@ -112,6 +114,13 @@ if runs.empty:
 shown_path = csv_path.relative_to(results_dir.parent) if results_dir == paths.RESULTS else csv_path.name
 print(f"{shown_path}: {len(all_runs)} runs, {len(runs)} with max_len={MAX_LEN}, "
       f"{runs['variant'].nunique()} variants")
+
+# %% [markdown]
+# Each CSV row is one training run (variant, window, seed) and records how it was made: the
+# command, the code version, the device, the date and the training budget ("profile"). A profile
+# with `*` had its budget overridden on the command line.
+
+# %%
 budget = ["profile", "epochs", "patience", "max_train_prefixes", "unique_candidates"]
 how = [c for c in ("command", "device_name", "compile", "bf16", "git_commit", "torch") if c in runs]
 provenance = (runs.groupby(how + budget, dropna=False)
@@ -191,24 +200,13 @@ plt.show()
 # With several comparisons, p-values are also Holm-adjusted (family-wise error at `LEVEL`).
 
 # %%
-def runs_of(variant):
-    seeds = runs.loc[runs["variant"] == variant, "seed"]
-    return [ranks[key] for key in (E.rank_key(variant, s, MAX_LEN) for s in sorted(seeds)) if key in ranks]
-
-
-rows, not_possible = [], {}
-for a, b, question in experiments.COMPARISONS:
-    ranks_a, ranks_b = runs_of(a), runs_of(b)
-    if ranks_a and ranks_b:
-        rows.append({"A": a, "B": b, "question": question, **E.paired_test(ranks_a, ranks_b, METRIC)})
-    else:
-        not_possible[(a, b)] = " and ".join(v for v, r in ((a, ranks_a), (b, ranks_b)) if not r) + " missing"
+grid = report.RunGrid(runs, ranks, MAX_LEN, experiments.COMPARISONS, METRIC, LEVEL)
+runs_of = grid.ranks_of                    # a variant's per-user test ranks, one array per seed
+tests = grid.tests
 columns = ["A", "B", "question", "n_seeds_a", "n_seeds_b", "mean_a", "mean_b", "rel_change_%", "ci_low",
            "ci_high", "wilcoxon_p", "holm_p", "ttest_p", "wins", "losses", "ties"]
-tests = pd.DataFrame(rows, columns=["A", "B", "question"] + E.PAIRED_TEST_FIELDS)
-tests["holm_p"] = E.holm(tests["wilcoxon_p"]) if len(tests) else []
 print(f"test {METRIC}, A vs B: {len(tests)} comparison(s) possible. Not possible:")
-for (a, b), why in not_possible.items():
+for (a, b), why in grid.not_possible.items():
     print(f"  {a} vs {b}: {why}")
 shown_tests = tests[columns].round(4)
 for column in ("wilcoxon_p", "holm_p", "ttest_p"):      # small p-values would round to 0
@@ -220,33 +218,16 @@ shown_tests
 # The sentences below are generated from the tests above, so they change when the CSV changes.
 
 # %%
-def verdict(a, b, label_a, label_b):
-    found = tests[(tests["A"] == a) & (tests["B"] == b)]
-    if found.empty:
-        return f"{label_a} vs {label_b}: cannot be judged here, {not_possible.get((a, b), 'no runs')}."
-    result = found.iloc[0].to_dict()
-    sentence = E.comparison_sentence(result, label_a, label_b, level=LEVEL)
-    seeds_a, seeds_b = runs_of(a), runs_of(b)
-    common = min(len(seeds_a), len(seeds_b))
-    ahead = sum(E.per_user_metric([x], METRIC).mean() > E.per_user_metric([y], METRIC).mean()
-                for x, y in zip(seeds_a, seeds_b))
-    spread = summary.loc[b, f"{METRIC} std"]
-    extra = f" Seed by seed, {label_a} is ahead in {ahead} of {common} paired seeds."
-    if not pd.isna(spread) and spread > 0:
-        extra += f" The difference is {abs(result['diff']) / spread:.1f} times {label_b}'s seed std."
-    if result["holm_p"] >= LEVEL and result["wilcoxon_p"] < LEVEL:
-        extra += (f" After Holm adjustment for {len(tests)} comparisons it is no longer significant "
-                  f"(p = {result['holm_p']:.3g}).")
-    return sentence + extra
+print(inspect.getsource(report.RunGrid.verdict))
 
-
-headline = verdict("sracl", "sasrec", "SRA-CL", "SASRec")
+# %%
+headline = grid.verdict("sracl", "sasrec", "SRA-CL", "SASRec")
 for a, b, la, lb in [("sracl", "sasrec", "SRA-CL", "SASRec"),
                      ("sracl_template", "sasrec", "SRA-CL without LLM", "SASRec"),
                      ("sracl", "cl4srec", "SRA-CL", "CL4SRec"),
                      ("random_nbrs", "sracl", "SRA-CL with random neighbours", "SRA-CL with semantic neighbours"),
                      ("gru4rec_sracl", "gru4rec", "GRU4Rec + SRA-CL", "GRU4Rec")]:
-    print("-", verdict(a, b, la, lb), "\n")
+    print("-", grid.verdict(a, b, la, lb), "\n")
 profiles = sorted(set(runs["profile"]))
 if profiles != ["paper"]:
     print(f"All of this holds for the budget of these runs ({', '.join(profiles)}), not for converged models.")
@@ -266,12 +247,7 @@ if profiles != ["paper"]:
 selection_metric = runs["valid_metric"].iloc[0]
 candidates = [v for v in ["sracl"] + [v for v, spec in experiments.VARIANTS.items() if spec["role"] == "exploration"]
               if runs_of(v)]
-choice = (runs[runs["variant"].isin(candidates + ["sasrec"])].groupby("variant")
-          .agg(seeds=("seed", "size"), valid=(f"valid_{selection_metric}", "mean"),
-               valid_std=(f"valid_{selection_metric}", "std"), test=(f"test_{METRIC}", "mean"),
-               test_std=(f"test_{METRIC}", "std"))
-          .reindex([v for v in ["sasrec"] + candidates]))
-choice.insert(0, "tables", [experiments.VARIANTS[v]["tables"] or "none" for v in choice.index])
+choice = grid.validation_choice(candidates)
 print(f"validation {selection_metric} (selection) and test {METRIC} (result), means over seeds:")
 print(choice.round(4).to_string())
 if candidates and runs_of("sasrec"):
@@ -313,24 +289,12 @@ fig.tight_layout()
 plt.show()
 
 # %%
-if runs_of("sracl") and runs_of("sasrec"):
-    pair = ("sracl", "sasrec")
-elif runs_of("sracl_template") and runs_of("sasrec"):
-    pair = ("sracl_template", "sasrec")
-else:
-    pair = None
+pair = next(((a, "sasrec") for a in ("sracl", "sracl_template") if runs_of(a) and runs_of("sasrec")), None)
 if pair:
-    a_runs, b_runs = runs_of(pair[0]), runs_of(pair[1])
-    per_group = []
-    for label in groups.categories:
-        mask = np.asarray(groups == label)
-        result = E.paired_test([r[mask] for r in a_runs], [r[mask] for r in b_runs], METRIC)
-        per_group.append({"group": label, "users": int(mask.sum()), f"{pair[0]}": result["mean_a"],
-                          f"{pair[1]}": result["mean_b"], "rel_change_%": result["rel_change_%"],
-                          "wilcoxon_p": result["wilcoxon_p"]})
+    per_group = grid.tests_by_group(*pair, groups)
     print(f"{pair[0]} vs {pair[1]} within each length group (test {METRIC}):")
-    print(pd.DataFrame(per_group).round(4).to_string(index=False))
-    gains = pd.Series({row["group"].split(" ")[0]: row["rel_change_%"] for row in per_group}).dropna()
+    print(per_group.round(4).to_string(index=False))
+    gains = pd.Series(per_group["rel_change_%"].to_numpy(), index=per_group["group"].str.split(" ").str[0]).dropna()
     if len(gains):
         print(f"\n{pair[0]}'s change vs {pair[1]} is most favourable for the {gains.idxmax()} group "
               f"({gains.max():+.1f}%) and least for the {gains.idxmin()} group ({gains.min():+.1f}%).")
@@ -348,17 +312,18 @@ print(f"\nNote: every {DATASET} user here has at least {train_lengths.min()} tra
 # seconds show (comparable only within one device).
 
 # %%
-agg = runs.groupby("variant").agg(valid=(f"valid_{METRIC}", "mean"), test=(f"test_{METRIC}", "mean"),
-                                  best_epoch=("best_epoch", "mean"), epochs_run=("epochs_run", "mean"),
-                                  train_seconds=("train_seconds", "mean"),
-                                  device=("device_name", lambda d: d.iloc[0] if d.nunique() == 1 else "mixed"))
-agg = agg.reindex([v for v in E.variant_order(agg.index)])
+agg = grid.validation_and_test()
 print(f"means over seeds; {METRIC} on validation and test:")
 print(agg.round(4).to_string())
 if len(agg) > 2:
     spearman = agg["valid"].rank().corr(agg["test"].rank())
     print(f"\nrank correlation of variants between validation and test {METRIC}: {spearman:.2f} "
           f"({'they agree' if spearman > 0.5 else 'they disagree: differences between variants are mostly noise'})")
+
+# %% [markdown]
+# Run by run: dots on a rising line mean that validation ranks the runs as test does.
+
+# %%
 fig, ax = plt.subplots(figsize=(5.5, 4))
 for i, (variant, frame) in enumerate(runs.groupby("variant", sort=False)):
     ax.scatter(frame[f"valid_{METRIC}"], frame[f"test_{METRIC}"], label=variant, color=f"C{i}")
@@ -378,24 +343,20 @@ plt.show()
 # NBVAL_IGNORE_OUTPUT
 # The rows of notebooks 04-06 vary in their last digits between CPUs; those notebooks check them
 # against their stored run within a tolerance. The grid rows are compared in the Results below.
-from sracl_lite.notebook import load_metrics
-
-
-def test_metrics(saved):
-    """Saved entries are either flat {metric: value} or hold a 'test' dict (and maybe 'valid')."""
-    return saved["test"] if isinstance(saved.get("test"), dict) else saved
-
-
-try:
-    saved = load_metrics(DATASET)
-except FileNotFoundError:
-    saved = {}
+saved = load_metrics(DATASET) if paths.metrics_dir(DATASET).exists() else {}
+if not saved:
     print(f"no CPU-profile metrics saved for {DATASET} yet: notebooks 04-06 save them when they run")
+cpu_table = pd.DataFrame({name: {m: v["test"].get(m, np.nan) for m in E.REPORTED_METRICS}
+                          for name, v in saved.items()}).T.round(4)
+cpu_table.insert(0, "profile", [str(v.get("profile", "none (not trained)")) for v in saved.values()])
+cpu_table.insert(1, "seeds", 1)
+
+# %% [markdown]
+# Next to them, the grid's means over seeds, each with the profile its runs were trained under.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 if saved:
-    cpu_table = pd.DataFrame({name: {m: test_metrics(v).get(m, np.nan) for m in E.REPORTED_METRICS}
-                              for name, v in saved.items()}).T.round(4)
-    cpu_table.insert(0, "profile", [str(v.get("profile", "none (not trained)")) for v in saved.values()])
-    cpu_table.insert(1, "seeds", 1)
     grid_means = summary[E.REPORTED_METRICS].dropna(how="all").round(4)
     grid_means.insert(0, "profile", runs.groupby("variant")["profile"].first().reindex(grid_means.index))
     grid_means.insert(1, "seeds", summary["n_seeds"].reindex(grid_means.index).astype(int))
@@ -411,9 +372,8 @@ if saved:
 # %%
 PUBLISHED = {"HR@20": 0.0894, "NDCG@20": 0.0386}      # SASRec, max_len 50 (METHOD.md)
 beauty_path = results_dir / f"{BEAUTY}.csv"
-if beauty_path.exists():
-    beauty = E.load_results(beauty_path)
-    beauty = beauty[beauty["variant"] == "sasrec"]
+beauty = E.load_results(beauty_path).query("variant == 'sasrec'") if beauty_path.exists() else None
+if beauty is not None:
     beauty_summary = E.summary_table(beauty, metrics=["HR@10", "NDCG@10", "HR@20", "NDCG@20"],
                                      by=("variant", "max_len"))
     shown_beauty = E.mean_std_text(beauty_summary, ["HR@10", "NDCG@10", "HR@20", "NDCG@20"])
@@ -421,44 +381,36 @@ if beauty_path.exists():
     shown_beauty.insert(1, "profile", beauty.groupby(["variant", "max_len"])["profile"].first())
     shown_beauty.insert(2, "device", beauty.groupby(["variant", "max_len"])["device_name"].first())
     print(shown_beauty.to_string())
-    print(f"published (max_len 50): HR@20 {PUBLISHED['HR@20']}, NDCG@20 {PUBLISHED['NDCG@20']}")
-    if ("sasrec", 50) in beauty_summary.index:
-        ours = beauty_summary.loc[("sasrec", 50)]
-        ratios = {m: ours[m] / PUBLISHED[m] for m in PUBLISHED}
-        close = all(0.85 <= r <= 1.15 for r in ratios.values())
-        print(f"\nAt max_len 50 our SASRec reaches HR@20 {ours['HR@20']:.4f} ({ratios['HR@20']:.2f} x published) "
-              f"and NDCG@20 {ours['NDCG@20']:.4f} ({ratios['NDCG@20']:.2f} x published): "
-              + ("within 15% of the published numbers." if close else
-                 "NOT within 15% of the published numbers; check the budget (profile) before trusting the pipeline."))
-    else:
-        print("no max_len 50 runs yet: the published numbers are for max_len 50")
 else:
     print(f"{beauty_path.name} not found. Make it with (see results/README.md):\n  python scripts/results_grid.py "
           "--dataset ids --data-path <amazon_beauty_ids.txt> --variants sasrec --seeds 1 2 3 --max-len 20 50 "
           "--profile paper --device cuda --workers 6 --compile")
 
 # %% [markdown]
+# The published numbers are for max_len 50, so only our runs with that window are held against
+# them; within 15% counts as the same pipeline, given other papers' budgets and seeds.
+
+# %%
+if beauty is not None:
+    print(f"published (max_len 50): HR@20 {PUBLISHED['HR@20']}, NDCG@20 {PUBLISHED['NDCG@20']}")
+if beauty is not None and ("sasrec", 50) in beauty_summary.index:
+    ours = beauty_summary.loc[("sasrec", 50)]
+    ratios = {m: ours[m] / PUBLISHED[m] for m in PUBLISHED}
+    close = all(0.85 <= r <= 1.15 for r in ratios.values())
+    print(f"\nAt max_len 50 our SASRec reaches HR@20 {ours['HR@20']:.4f} ({ratios['HR@20']:.2f} x published) "
+          f"and NDCG@20 {ours['NDCG@20']:.4f} ({ratios['NDCG@20']:.2f} x published): "
+          + ("within 15% of the published numbers." if close else
+             "NOT within 15% of the published numbers; check the budget (profile) before trusting the pipeline."))
+elif beauty is not None:
+    print("no max_len 50 runs yet: the published numbers are for max_len 50")
+
+# %% [markdown]
 # ## Checks
 
 # %%
-from sracl_lite.metrics import metrics_from_ranks
-
-assert not all_runs.duplicated(E.RUN_KEY).any(), "a (variant, max_len, seed) appears twice in the CSV"
-for split in ("valid", "test"):
-    for family in ("HR", "NDCG"):
-        values = all_runs[[f"{split}_{family}@{k}" for k in (5, 10, 20)]].to_numpy()
-        assert (np.diff(values, axis=1) >= -1e-12).all(), f"{split} {family}@k must grow with k"
-    for k in (5, 10, 20):
-        assert (all_runs[f"{split}_NDCG@{k}"] <= all_runs[f"{split}_HR@{k}"] + 1e-12).all()
-# The CSV's test metrics are exactly what the stored per-user ranks give.
-for row in all_runs.to_dict("records"):
-    key = E.rank_key(row["variant"], row["seed"], row["max_len"])
-    assert key in ranks, f"{key}: in the CSV but its ranks are missing from {ranks_path.name}"
-    recomputed = metrics_from_ranks(ranks[key])
-    for metric in E.REPORTED_METRICS:
-        assert abs(recomputed[metric] - row[f"test_{metric}"]) < 1e-9, (key, metric)
-for column in ("command", "git_commit", "device_name", "date", "torch", "profile"):
-    assert all_runs[column].notna().all(), f"column {column} must be filled for every run"
+# One row per run, metrics that grow with k, test metrics exactly what the stored per-user ranks
+# give, every provenance column filled: check_results raises a ValueError that says which fails.
+report.check_results(all_runs, ranks)
 # The results were computed on the same data that notebook 01 prepares here.
 assert all(len(r) == ds.n_users for r in ranks.values()), "a ranks array does not have one rank per user"
 assert (all_runs["n_items"] == ds.n_items).all() and (all_runs["n_users"] == ds.n_users).all()
@@ -474,4 +426,4 @@ print(f"{DATASET}, max_len={MAX_LEN}, {len(runs)} runs; test {METRIC} mean ± st
 print(E.mean_std_text(summary.dropna(subset=[METRIC]), [METRIC, METRIC.replace("NDCG", "HR")]).to_string())
 print("\n" + headline)
 if not runs_of("sracl"):
-    print(verdict("sracl_template", "sasrec", "SRA-CL without LLM", "SASRec"))
+    print(grid.verdict("sracl_template", "sasrec", "SRA-CL without LLM", "SASRec"))

@@ -251,24 +251,33 @@ class OpenAIBackend:
         return answers
 
 
+class Interrupted(Exception):
+    """A FakeBackend stopped by its `stop_after`, as a killed run stops (notebook 02)."""
+
+
 class FakeBackend:
     """Instant, deterministic answers derived from the prompt hash: for tests and dry runs.
 
-    `delay_s` per answer simulates a slow model (the resume test kills a run mid-way).
+    `delay_s` per answer simulates a slow model (the resume test kills a run mid-way);
+    `stop_after` raises `Interrupted` once that many answers were given, which notebook 02 uses to
+    show a run resuming from its cache. `answered` counts the answers given.
     """
 
-    def __init__(self, delay_s: float = 0.0, batch_size: int = 4):
+    def __init__(self, delay_s: float = 0.0, batch_size: int = 4, stop_after: int = None):
         self.model_id, self.short_name = "fake", "fake"
         self.settings = {"answer": "hash"}
-        self.delay_s, self.batch_size = delay_s, batch_size
-        self.generated_tokens = 0
+        self.delay_s, self.batch_size, self.stop_after = delay_s, batch_size, stop_after
+        self.generated_tokens = self.answered = 0
 
     def generate(self, prompts, on_answer=None) -> list:
         answers = []
         for i, p in enumerate(prompts):
+            if self.answered == self.stop_after:
+                raise Interrupted(f"stopped after {self.answered} answers (stop_after={self.stop_after})")
             time.sleep(self.delay_s)
             answers.append(f"Fake answer {hashlib.sha256(p.encode()).hexdigest()[:12]}.")
             self.generated_tokens += 5
+            self.answered += 1
             if on_answer:
                 on_answer(i, answers[-1])
         return answers

@@ -32,3 +32,40 @@ def test_notebook_follows_the_template(path):
 def test_template_itself_passes_its_rules():
     assert TEMPLATE.cells[0].source.startswith("# NN · ")
     assert [line for line in TEMPLATE.cells[2].source.splitlines()[2:] if not PARAMETER_LINE.match(line)] == []
+
+
+
+MAX_CODE_LINES = 15
+DEFINITION = re.compile(r"^\s*(async\s+)?(def|class)\s")
+PRIVATE_ATTRIBUTE = re.compile(r"(?<=[\w)\]])\._[A-Za-z]\w*")
+
+
+def lesson_rule_breaks(source: str) -> list:
+    """What a code cell does against the lesson rules: more than MAX_CODE_LINES non-blank lines, a def
+    or class with a body of its own lines (a one-line helper is fine), a private attribute (`obj._x`)."""
+    lines = [line for line in source.splitlines() if line.strip()]
+    breaks = [f"{len(lines)} lines (at most {MAX_CODE_LINES})"] if len(lines) > MAX_CODE_LINES else []
+    indent = lambda line: len(line) - len(line.lstrip())
+    for line, following in zip(lines, lines[1:] + [""]):
+        if DEFINITION.match(line) and (line.rstrip().endswith(":") or indent(following) > indent(line)):
+            breaks.append(f"defines {line.strip()}")
+    return breaks + [f"uses the private attribute {name}" for name in PRIVATE_ATTRIBUTE.findall(source)]
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
+def test_code_cells_are_short_and_call_the_library(path):
+    """Notebooks read as lessons: short cells whose code calls sracl_lite, which holds the definitions."""
+    breaks = {n: found for n, cell in enumerate(jupytext.read(path).cells)
+              if cell.cell_type == "code" and (found := lesson_rule_breaks(cell.source))}
+    assert not breaks, f"{path.name}, by cell index: {breaks}; move the code into sracl_lite or split the cell"
+
+
+def test_lesson_rules_catch_what_they_forbid():
+    assert lesson_rule_breaks("\n".join(f"x{n} = {n}" for n in range(MAX_CODE_LINES))) == []
+    assert lesson_rule_breaks("\n".join(f"x{n} = {n}" for n in range(MAX_CODE_LINES + 1)))
+    assert lesson_rule_breaks("def short(x): return x + 1\nclass Empty(Exception): pass") == []
+    assert lesson_rule_breaks("def helper(x):\n    return x") == ["defines def helper(x):"]
+    assert lesson_rule_breaks("class Backend(Base):\n    model_id = 'x'") == ["defines class Backend(Base):"]
+    assert lesson_rule_breaks("trainer._views(x)") == ["uses the private attribute ._views"]
+    assert lesson_rule_breaks("super().__init__()\nprint(x._y)\nfoo()._z") == [
+        "uses the private attribute ._y", "uses the private attribute ._z"]

@@ -206,6 +206,18 @@ def test_probe_prompts_get_their_own_cache_file(tmp_path):
     assert json.loads((folder / "run.json").read_text())["probes"][0]["prompts"] == 5
 
 
+def test_interrupted_run_resumes_from_its_cache(tmp_path):
+    prompts = {n: f"prompt {n}" for n in range(12)}
+    path = tmp_path / "users.jsonl"
+    with pytest.raises(L.Interrupted, match="after 5 answers"):
+        profiling.generate_cached(prompts, L.FakeBackend(stop_after=5), path, progress=False)
+    assert len(path.read_text().splitlines()) == 1 + 5       # the header, then the 5 answers given
+    resumed = L.FakeBackend()
+    answers = profiling.generate_cached(prompts, resumed, path, progress=False)
+    assert resumed.answered == 7
+    assert answers == profiling.generate_cached(prompts, L.FakeBackend(), tmp_path / "whole.jsonl", progress=False)
+
+
 def test_killed_run_resumes_to_the_same_answers(tmp_path):
     interactions, items, _ = toy_interactions(n_users=40, n_items=20, per_user=10)
     items = items[items["item_id"] < 1000]  # held-out items would not survive the 5-core

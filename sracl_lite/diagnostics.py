@@ -1,0 +1,77 @@
+"""Looking inside the cross-sequence branch (notebook 05): the loss at the first training step,
+and the weights a sample synthesizer gives the retrieved candidates."""
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .losses import info_nce
+
+
+def mean_grad_norm(loss, rows) -> float:
+    """The mean over rows of the norm of loss's gradient on each row of `rows`."""
+    return torch.autograd.grad(loss, rows, retain_graph=True)[0].norm(dim=1).mean().item()
+
+
+def first_step_losses(trainer, batch, alpha: float, seed: int) -> pd.DataFrame:
+    """The cross-sequence loss of one step of `trainer`'s model (untrained: where training starts),
+    with the synthesizer's weight dropout on (as trained) and off, one row each.
+
+    Columns: L_cross; log B, the L_cross of uninformative (equal) logits; the mean norm of the
+    anchors; the mean and std of the positives' norms; and the gradient that alpha * L_cross puts on
+    the anchors relative to L_rec's. Both rows draw the same encoder dropout (torch seeded with
+    `seed`). For the default preset, whose step encodes anchors and candidates only.
+    """
+    if trainer.config.second_anchor_pass or trainer.config.uses_intra or trainer.config.alpha <= 0:
+        raise ValueError("first_step_losses reads a step of anchors and candidates only: use alpha > 0, "
+                         "beta = 0 and cross_loss='info_nce'")
+    trainer.model.train()
+    seqs, targets, anchor_sem, cand_sem, cand_index = trainer.batch(batch)
+    B = len(batch)
+    rows = {}
+    for label, dropout_on in (("weights with dropout (as trained)", True), ("weights without dropout", False)):
+        trainer.synthesizer.train(dropout_on)
+        torch.manual_seed(seed)
+        reps = trainer.model.encode(seqs)                                        # (B + C, D)
+        anchor, cand_reps = reps[:B], reps[B:]
+        cand_reps = cand_reps.view(B, trainer.k, -1) if cand_index is None else cand_reps[cand_index]  # (B, k, D)
+        positive = trainer.synthesizer(anchor_sem, cand_sem, cand_reps)          # (B, D)
+        rec = F.cross_entropy(trainer.model.item_scores(anchor)[:, 1:], targets - 1)
+        cross = info_nce(anchor, positive)
+        rows[label] = {"L_cross": cross.item(), "log B": np.log(B), "anchor norm": anchor.norm(dim=1).mean().item(),
+                       "positive norm, mean": positive.norm(dim=1).mean().item(),
+                       "positive norm, std": positive.norm(dim=1).std().item(),
+                       "gradient on anchors, alpha*L_cross / L_rec":
+                           mean_grad_norm(alpha * cross, anchor) / mean_grad_norm(rec, anchor)}
+    return pd.DataFrame(rows).T
+
+
+def candidate_weights(synthesizer, pool_emb, pool_neighbors, chunk_size: int = 8192) -> np.ndarray:
+    """(P, d) semantic embeddings of pool entries and (P, k) neighbour entries -> (P, k) weights the
+    synthesizer gives each entry's k neighbours as candidates, without dropout (rows sum to 1)."""
+    device = next(synthesizer.parameters(), torch.empty(0)).device
+    emb = torch.as_tensor(np.asarray(pool_emb), dtype=torch.float32, device=device)
+    neighbors = torch.as_tensor(np.asarray(pool_neighbors), device=device)
+    was_training = synthesizer.training
+    synthesizer.eval()
+    with torch.no_grad():
+        weights = [synthesizer.weights(emb[start:start + chunk_size], emb[neighbors[start:start + chunk_size]])
+                   for start in range(0, len(emb), chunk_size)]
+    synthesizer.train(was_training)
+    return torch.cat(weights).cpu().numpy()
+
+
+def candidate_scores(synthesizer, pool_emb) -> np.ndarray:
+    """(P, d) -> (P,) each pool entry's score as a candidate, a_2^T W s_j: the term of the attention
+    logit that depends on the candidate alone. LeakyReLU and softmax are increasing, so this global
+    score orders the weights of every anchor's candidates (the anchor term cannot reorder them)."""
+    emb = torch.as_tensor(np.asarray(pool_emb), dtype=torch.float32, device=synthesizer.attn.device)
+    with torch.no_grad():
+        return (synthesizer.project(emb) @ synthesizer.attn[synthesizer.hidden:]).cpu().numpy()
+
+
+def weight_entropy(weights) -> np.ndarray:
+    """(n, k) weights, rows summing to 1 -> (n,) entropy of each row over log k: 1 when uniform,
+    0 when one candidate takes all the weight."""
+    w = np.asarray(weights)
+    return -np.where(w > 0, w * np.log(np.where(w > 0, w, 1)), 0).sum(1) / np.log(w.shape[1])

@@ -1,0 +1,136 @@
+"""Notebook 07's reading of a results grid: paired tests, verdicts in words, the choice on validation,
+the length groups, and the checks that a results file is consistent with itself.
+
+`RunGrid` holds one dataset's runs at one window with their per-user ranks; its methods answer the
+notebook's questions. The statistics themselves live in `evaluation`.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import evaluation as E
+from .experiments import VARIANTS
+from .metrics import metrics_from_ranks
+
+
+@dataclass
+class RunGrid:
+    """Runs of one window (CSV rows), their per-user test ranks, and the comparisons to test.
+
+    `tests` (one row per possible comparison, Holm-adjusted over them) and `not_possible`
+    (comparison -> what is missing) are computed on creation.
+    """
+    runs: pd.DataFrame
+    ranks: dict
+    max_len: int
+    comparisons: list = field(default_factory=list)   # (A, B, question), e.g. experiments.COMPARISONS
+    metric: str = "NDCG@20"
+    level: float = 0.05
+
+    def __post_init__(self):
+        self.summary = E.summary_table(self.runs)
+        rows, self.not_possible = [], {}
+        for a, b, question in self.comparisons:
+            ranks_a, ranks_b = self.ranks_of(a), self.ranks_of(b)
+            if ranks_a and ranks_b:
+                rows.append({"A": a, "B": b, "question": question, **E.paired_test(ranks_a, ranks_b, self.metric)})
+            else:
+                self.not_possible[(a, b)] = " and ".join(v for v, r in ((a, ranks_a), (b, ranks_b)) if not r) + \
+                    " missing"
+        self.tests = pd.DataFrame(rows, columns=["A", "B", "question"] + E.PAIRED_TEST_FIELDS)
+        self.tests["holm_p"] = E.holm(self.tests["wilcoxon_p"]) if len(self.tests) else []
+
+    def ranks_of(self, variant: str) -> list:
+        """The variant's per-user test ranks, one array per seed in seed order ([] when it has none)."""
+        seeds = sorted(self.runs.loc[self.runs["variant"] == variant, "seed"])
+        keys = (E.rank_key(variant, seed, self.max_len) for seed in seeds)
+        return [self.ranks[key] for key in keys if key in self.ranks]
+
+    def verdict(self, a: str, b: str, label_a: str, label_b: str) -> str:
+        """A vs B in words: the paired test's sentence, then the seeds, the noise and the Holm adjustment."""
+        found = self.tests[(self.tests["A"] == a) & (self.tests["B"] == b)]
+        if found.empty:
+            return f"{label_a} vs {label_b}: cannot be judged here, {self.not_possible.get((a, b), 'no runs')}."
+        result = found.iloc[0].to_dict()
+        sentence = E.comparison_sentence(result, label_a, label_b, level=self.level)
+        seeds_a, seeds_b = self.ranks_of(a), self.ranks_of(b)
+        ahead = sum(E.per_user_metric([x], self.metric).mean() > E.per_user_metric([y], self.metric).mean()
+                    for x, y in zip(seeds_a, seeds_b))
+        sentence += f" Seed by seed, {label_a} is ahead in {ahead} of {min(len(seeds_a), len(seeds_b))} paired seeds."
+        spread = self.summary.loc[b, f"{self.metric} std"]
+        if not pd.isna(spread) and spread > 0:
+            sentence += f" The difference is {abs(result['diff']) / spread:.1f} times {label_b}'s seed std."
+        if result["holm_p"] >= self.level and result["wilcoxon_p"] < self.level:
+            sentence += (f" After Holm adjustment for {len(self.tests)} comparisons it is no longer significant "
+                         f"(p = {result['holm_p']:.3g}).")
+        return sentence
+
+    def validation_choice(self, candidates, baseline: str = "sasrec") -> pd.DataFrame:
+        """Mean and std over seeds of the early-stopping metric on validation (what chooses) and of the
+        headline metric on test (the result), for the baseline and the candidates, with their tables."""
+        selection = f"valid_{self.runs['valid_metric'].iloc[0]}"
+        test = f"test_{self.metric}"
+        chosen_from = self.runs[self.runs["variant"].isin(list(candidates) + [baseline])]
+        choice = (chosen_from.groupby("variant")
+                  .agg(seeds=("seed", "size"), valid=(selection, "mean"), valid_std=(selection, "std"),
+                       test=(test, "mean"), test_std=(test, "std"))
+                  .reindex([baseline] + list(candidates)))
+        choice.insert(0, "tables", [VARIANTS[v]["tables"] or "none" for v in choice.index])
+        return choice
+
+    def tests_by_group(self, a: str, b: str, groups) -> pd.DataFrame:
+        """A vs B tested within each length group (`evaluation.length_groups`): one row per group."""
+        rows = []
+        for label in groups.categories:
+            mask = np.asarray(groups == label)
+            result = E.paired_test([r[mask] for r in self.ranks_of(a)], [r[mask] for r in self.ranks_of(b)],
+                                   self.metric)
+            rows.append({"group": label, "users": int(mask.sum()), a: result["mean_a"], b: result["mean_b"],
+                         "rel_change_%": result["rel_change_%"], "wilcoxon_p": result["wilcoxon_p"]})
+        return pd.DataFrame(rows)
+
+    def validation_and_test(self) -> pd.DataFrame:
+        """Per variant, means over seeds of the headline metric on validation and test, the epochs and
+        the training seconds (with the device, or "mixed")."""
+        table = self.runs.groupby("variant").agg(
+            valid=(f"valid_{self.metric}", "mean"), test=(f"test_{self.metric}", "mean"),
+            best_epoch=("best_epoch", "mean"), epochs_run=("epochs_run", "mean"),
+            train_seconds=("train_seconds", "mean"), device=("device_name", the_one_value))
+        return table.reindex(E.variant_order(table.index))
+
+
+def the_one_value(values: pd.Series):
+    """The value every row shares, or "mixed"."""
+    return values.iloc[0] if values.nunique() == 1 else "mixed"
+
+
+def require(holds, problem: str):
+    if not holds:
+        raise ValueError(f"results file: {problem}")
+
+
+PROVENANCE_COLUMNS = ("command", "git_commit", "device_name", "date", "torch", "profile")
+
+
+def check_results(results: pd.DataFrame, ranks: dict):
+    """Fail (ValueError) unless a results CSV is consistent with itself and with its ranks file: one
+    row per run key, HR@k and NDCG@k growing with k, NDCG@k <= HR@k, every row's test metrics exactly
+    what its stored per-user ranks give, and every provenance column filled."""
+    require(not results.duplicated(E.RUN_KEY).any(), "a (variant, max_len, seed) appears twice")
+    for split in ("valid", "test"):
+        for family in ("HR", "NDCG"):
+            values = results[[f"{split}_{family}@{k}" for k in (5, 10, 20)]].to_numpy()
+            require((np.diff(values, axis=1) >= -1e-12).all(), f"{split} {family}@k must grow with k")
+        for k in (5, 10, 20):
+            require((results[f"{split}_NDCG@{k}"] <= results[f"{split}_HR@{k}"] + 1e-12).all(),
+                    f"{split} NDCG@{k} above HR@{k}")
+    for row in results.to_dict("records"):
+        key = E.rank_key(row["variant"], row["seed"], row["max_len"])
+        require(key in ranks, f"{key} has a row but no ranks in the ranks file")
+        recomputed = metrics_from_ranks(ranks[key])
+        for metric in E.REPORTED_METRICS:
+            require(abs(recomputed[metric] - row[f"test_{metric}"]) < 1e-9,
+                    f"{key}: test {metric} differs from what its ranks give")
+    for column in PROVENANCE_COLUMNS:
+        require(results[column].notna().all(), f"column {column} must be filled for every run")

@@ -1,0 +1,88 @@
+"""Notebook 07's reading of a results grid, on hand-made runs whose outcome is known."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from sracl_lite.evaluation import REPORTED_METRICS, length_groups, rank_key
+from sracl_lite.metrics import metrics_from_ranks
+from sracl_lite.report import PROVENANCE_COLUMNS, RunGrid, check_results
+
+N_USERS = 60
+
+
+def grid_runs(ranks_by_run: dict) -> tuple:
+    """{(variant, seed): (n_users,) test ranks} -> (CSV-like rows, ranks file), metrics from the ranks."""
+    rows, ranks = [], {}
+    for (variant, seed), r in ranks_by_run.items():
+        metrics = metrics_from_ranks(r)
+        row = {"variant": variant, "seed": seed, "max_len": 20, "valid_metric": "MRR@10", "best_epoch": 3,
+               "epochs_run": 5, "train_seconds": 10.0 * seed, "device_name": "cpu"}
+        row |= {f"test_{m}": metrics[m] for m in REPORTED_METRICS}
+        row |= {f"valid_{m}": metrics[m] for m in REPORTED_METRICS + ["MRR@10"]}
+        row |= {column: "x" for column in PROVENANCE_COLUMNS if column != "device_name"}
+        rows.append(row)
+        ranks[rank_key(variant, seed, 20)] = r
+    return pd.DataFrame(rows), ranks
+
+
+@pytest.fixture(scope="module")
+def grid():
+    rng = np.random.default_rng(0)
+    good = {("sracl", seed): rng.integers(0, 5, N_USERS) for seed in (2, 1)}      # targets near the top
+    poor = {("sasrec", seed): rng.integers(10, 200, N_USERS) for seed in (2, 1)}  # few in the top 20
+    runs, ranks = grid_runs(good | poor)
+    return RunGrid(runs, ranks, 20, [("sracl", "sasrec", "does it help?"), ("cl4srec", "sasrec", "?")], "NDCG@20")
+
+
+def test_grid_tests_what_it_can_and_says_what_is_missing(grid):
+    assert list(grid.tests[["A", "B"]].itertuples(index=False, name=None)) == [("sracl", "sasrec")]
+    assert grid.not_possible == {("cl4srec", "sasrec"): "cl4srec missing"}
+    first_seed = grid.ranks[rank_key("sracl", 1, 20)]
+    assert grid.ranks_of("sracl")[0] is first_seed, "ranks come in seed order"
+    assert grid.ranks_of("gru4rec") == []
+    assert grid.tests["holm_p"].iloc[0] == pytest.approx(grid.tests["wilcoxon_p"].iloc[0])   # a family of one
+
+
+def test_verdict_in_words(grid):
+    sentence = grid.verdict("sracl", "sasrec", "SRA-CL", "SASRec")
+    assert sentence.startswith("SRA-CL beats SASRec on test NDCG@20")
+    assert "Seed by seed, SRA-CL is ahead in 2 of 2 paired seeds." in sentence
+    assert "times SASRec's seed std" in sentence
+    assert grid.verdict("cl4srec", "sasrec", "CL4SRec", "SASRec") == \
+        "CL4SRec vs SASRec: cannot be judged here, cl4srec missing."
+
+
+def test_tests_by_group_use_each_groups_users_only(grid):
+    groups, _ = length_groups(np.repeat([5, 15, 50], N_USERS // 3), edges=(10, 20))
+    table = grid.tests_by_group("sracl", "sasrec", groups)
+    assert list(table["users"]) == [20, 20, 20] and list(table["group"]) == list(groups.categories)
+    short = np.asarray(groups == groups.categories[0])
+    for variant in ("sracl", "sasrec"):
+        gains = [np.where(r[short] < 20, 1 / np.log2(r[short] + 2), 0) for r in grid.ranks_of(variant)]
+        assert table[variant].iloc[0] == pytest.approx(np.mean(gains))
+
+
+def test_validation_choice_and_validation_vs_test(grid):
+    choice = grid.validation_choice(["sracl"])
+    assert list(choice.index) == ["sasrec", "sracl"] and list(choice["tables"]) == ["none", "llm_text"]
+    assert choice.loc["sracl", "valid"] == pytest.approx(grid.runs.query("variant == 'sracl'")["valid_MRR@10"].mean())
+    table = grid.validation_and_test()
+    assert table.loc["sasrec", "train_seconds"] == 15.0 and table.loc["sasrec", "device"] == "cpu"
+
+
+def test_check_results_accepts_a_consistent_file_and_names_what_is_wrong(grid):
+    check_results(grid.runs, grid.ranks)
+    changed = grid.runs.copy()
+    changed.loc[0, "test_MRR"] += 0.01
+    with pytest.raises(ValueError, match="test MRR differs from what its ranks give"):
+        check_results(changed, grid.ranks)
+    with pytest.raises(ValueError, match="appears twice"):
+        check_results(pd.concat([grid.runs, grid.runs.iloc[:1]]), grid.ranks)
+    with pytest.raises(ValueError, match="no ranks"):
+        check_results(grid.runs, {})
+    shrinking = grid.runs.copy()
+    shrinking["valid_HR@20"] = 0.0
+    with pytest.raises(ValueError, match="valid HR@k must grow with k"):
+        check_results(shrinking, grid.ranks)
+    with pytest.raises(ValueError, match="column git_commit"):
+        check_results(grid.runs.assign(git_commit=None), grid.ranks)
