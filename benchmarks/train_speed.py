@@ -14,8 +14,7 @@ steps is timed and scaled to the epoch (`--cpu-steps 0` runs whole epochs).
     python benchmarks/train_speed.py --variants sracl,reference,sasrec --modes eager,graph+compile
     python benchmarks/train_speed.py --device cpu
 
-Modes (GPU): eager; compile (torch.compile "reduce-overhead": forward and backward as CUDA graphs,
-the optimizer outside); graph (the whole step with the Adam update as one CUDA graph,
+Modes (GPU): eager; graph (the whole step with the Adam update as one CUDA graph,
 TrainConfig.cuda_graph); graph+compile (the same with torch.compile's fused kernels inside).
 The eager run of each variant also counts the step's floating-point operations
 (torch.utils.flop_counter: matrix products and attention, forward and backward), so every
@@ -56,7 +55,6 @@ REFERENCE_SECONDS = 41.1   # authors' implementation, one H200, same settings
 FP32_PEAK_TFLOPS = {"H200": 67.0, "H100 80GB HBM3": 67.0, "H100 PCIe": 51.0}
 MODES = {                  # name -> TrainConfig overrides (GPU only, except eager)
     "eager": {},
-    "compile": {"compile": "reduce-overhead"},
     "graph": {"cuda_graph": True},
     "graph+compile": {"cuda_graph": True, "compile": "default"},
 }

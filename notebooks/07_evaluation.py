@@ -384,7 +384,7 @@ if beauty is not None:
 else:
     print(f"{beauty_path.name} not found. Make it with (see results/README.md):\n  python scripts/results_grid.py "
           "--dataset ids --data-path <amazon_beauty_ids.txt> --variants sasrec --seeds 1 2 3 --max-len 20 50 "
-          "--profile paper --device cuda --workers 6 --compile")
+          "--profile paper --device cuda --workers 6 --cuda-graph --compile")
 
 # %% [markdown]
 # The published numbers are for max_len 50, so only our runs with that window are held against

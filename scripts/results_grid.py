@@ -11,7 +11,7 @@ profiles in sracl_lite/experiments.py (PROFILES, shared with notebooks 04-06).
 Examples (from the repository root; results/README.md lists the exact grid commands):
     .venv/bin/python scripts/results_grid.py --variants sasrec cl4srec --seeds 1 2 --profile cpu
     .venv/bin/python scripts/results_grid.py --dataset ml-100k --variants all --seeds 1 2 3 4 5 \\
-        --profile paper --device cuda --workers 4 --compile
+        --profile paper --device cuda --workers 14 --cuda-graph --compile
     .venv/bin/python scripts/results_grid.py --dataset ids --data-path shared/benchmarks/amazon_beauty_ids.txt \\
         --variants sasrec --seeds 1 2 3 --max-len 20 50 --profile paper --device cuda --workers 3
 """
@@ -72,10 +72,9 @@ def parse_args(argv):
                         help="runs in parallel processes (they share the device; with several GPUs and "
                              "--device cuda, runs go round-robin over the GPUs)")
     parser.add_argument("--cuda-graph", action="store_true",
-                        help="CUDA: each run's whole training step as one CUDA graph (TrainConfig.cuda_graph)")
-    parser.add_argument("--compile", nargs="?", const="reduce-overhead", default=None, metavar="MODE",
-                        help="torch.compile the SASRec runs' step on CUDA (MODE default 'reduce-overhead'; "
-                             "with --cuda-graph use 'default')")
+                        help="CUDA: each run's whole training step, Adam included, as one CUDA graph")
+    parser.add_argument("--compile", action="store_true",
+                        help="CUDA: torch.compile's fused kernels for the SASRec runs' step (best with --cuda-graph)")
     parser.add_argument("--bf16", action="store_true",
                         help="bf16 autocast on CUDA (default float32; bf16 made SRA-CL runs diverge)")
     parser.add_argument("--out", default=str(ROOT / "results"), help="folder of the CSV and ranks files")
@@ -96,8 +95,6 @@ def parse_args(argv):
         parser.error("--dataset ids needs --data-path (a file of 'user item' lines, oldest first)")
     if args.workers < 1:
         parser.error("--workers must be >= 1")
-    if args.cuda_graph and args.compile in ("reduce-overhead", "max-autotune"):
-        parser.error(f"--compile {args.compile} makes CUDA graphs itself; with --cuda-graph use --compile default")
     return args
 
 
@@ -196,7 +193,7 @@ def run_one(job: dict):
     if job["cuda_graph"] and config.cuda_graph_obstacle(device.type) is None:
         config = dataclasses.replace(config, cuda_graph=True)
     if job["compile"] and config.compile_obstacle(device.type) is None:
-        config = dataclasses.replace(config, compile=job["compile"])
+        config = dataclasses.replace(config, compile="default")
     tables = None
     if job["tables_path"]:
         tables = SemanticTables.load(job["tables_path"])
