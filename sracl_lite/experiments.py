@@ -184,38 +184,32 @@ def profile_config(profile: str, preset: str = "default", **overrides) -> TrainC
 
 # name -> what it is, its role, the semantic tables it needs (None: none) and its TrainConfig
 # changes. "llm_text" etc. are the tables notebook 03 saves under data/processed/<dataset>/semantic/.
-VARIANTS = {
-    "sasrec":         dict(role="baseline", tables=None, config=dict(alpha=0.0, beta=0.0),
-                           description="SASRec, next-item loss only"),
-    "cl4srec":        dict(role="baseline", tables=None, config=dict(alpha=0.0, beta=0.1, intra_aug="cl4srec"),
-                           description="SASRec + CL4SRec views (crop/mask/reorder)"),
-    "sracl":          dict(role="sra-cl", tables="llm_text", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL, LLM profiles and summaries"),
-    "sracl_template": dict(role="sra-cl", tables="template_text", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL w/o LLM (attribute text embedded directly)"),
-    "no_cross":       dict(role="ablation", tables="llm_text", config=dict(alpha=0.0, beta=0.1),
-                           description="SRA-CL w/o cross-sequence CL"),
-    "no_intra":       dict(role="ablation", tables="llm_text", config=dict(alpha=0.1, beta=0.0),
-                           description="SRA-CL w/o intra-sequence CL"),
-    "no_synth":       dict(role="ablation", tables="llm_text", config=dict(alpha=0.1, beta=0.1, synthesizer="uniform"),
-                           description="SRA-CL w/o learnable synthesizer (uniform weights)"),
-    "random_nbrs":    dict(role="ablation", tables="random", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL with random neighbours (w/o semantic retrieval)"),
-    "gru4rec":        dict(role="plug-in", tables=None, config=dict(alpha=0.0, beta=0.0, backbone="gru4rec"),
-                           description="GRU4Rec, next-item loss only"),
-    "gru4rec_sracl":  dict(role="plug-in", tables="llm_text", config=dict(alpha=0.1, beta=0.1, backbone="gru4rec"),
-                           description="GRU4Rec + SRA-CL losses"),
+VARIANTS = {name: dict(role=role, tables=tables, config=config, description=description)
+            for name, (role, tables, config, description) in {
+    "sasrec": ("baseline", None, dict(alpha=0.0, beta=0.0), "SASRec, next-item loss only"),
+    "cl4srec": ("baseline", None, dict(alpha=0.0, beta=0.1, intra_aug="cl4srec"),
+        "SASRec + CL4SRec views (crop/mask/reorder)"),
+    "sracl": ("sra-cl", "llm_text", dict(alpha=0.1, beta=0.1), "SRA-CL, LLM profiles and summaries"),
+    "sracl_template": ("sra-cl", "template_text", dict(alpha=0.1, beta=0.1),
+        "SRA-CL w/o LLM (attribute text embedded directly)"),
+    "no_cross": ("ablation", "llm_text", dict(alpha=0.0, beta=0.1), "SRA-CL w/o cross-sequence CL"),
+    "no_intra": ("ablation", "llm_text", dict(alpha=0.1, beta=0.0), "SRA-CL w/o intra-sequence CL"),
+    "no_synth": ("ablation", "llm_text", dict(alpha=0.1, beta=0.1, synthesizer="uniform"),
+        "SRA-CL w/o learnable synthesizer (uniform weights)"),
+    "random_nbrs": ("ablation", "random", dict(alpha=0.1, beta=0.1),
+        "SRA-CL with random neighbours (w/o semantic retrieval)"),
+    "gru4rec": ("plug-in", None, dict(alpha=0.0, beta=0.0, backbone="gru4rec"), "GRU4Rec, next-item loss only"),
+    "gru4rec_sracl": ("plug-in", "llm_text", dict(alpha=0.1, beta=0.1, backbone="gru4rec"), "GRU4Rec + SRA-CL losses"),
     # What the paper's design suggests when LLM neighbours are weak (notebook 03): better
     # neighbour sources and a lighter CL weight. Compared on validation, never chosen on test.
-    "sracl_mean":     dict(role="exploration", tables="mean_of_items", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL, sequences embedded as the mean of LLM item embeddings"),
-    "sracl_collab":   dict(role="exploration", tables="collaborative", config=dict(alpha=0.1, beta=0.1),
-                           description="SRA-CL losses with collaborative (co-interaction) neighbours"),
-    "sracl_light":    dict(role="exploration", tables="llm_text", config=dict(alpha=0.02, beta=0.02),
-                           description="SRA-CL with alpha = beta = 0.02"),
-    "sracl_k5":       dict(role="exploration", tables="llm_text", config=dict(alpha=0.1, beta=0.1, k=5),
-                           description="SRA-CL with k = 5 neighbours instead of 10"),
-}
+    "sracl_mean": ("exploration", "mean_of_items", dict(alpha=0.1, beta=0.1),
+        "SRA-CL, sequences embedded as the mean of LLM item embeddings"),
+    "sracl_collab": ("exploration", "collaborative", dict(alpha=0.1, beta=0.1),
+        "SRA-CL losses with collaborative (co-interaction) neighbours"),
+    "sracl_light": ("exploration", "llm_text", dict(alpha=0.02, beta=0.02), "SRA-CL with alpha = beta = 0.02"),
+    "sracl_k5": ("exploration", "llm_text", dict(alpha=0.1, beta=0.1, k=5),
+        "SRA-CL with k = 5 neighbours instead of 10"),
+}.items()}
 
 
 # Pairs worth a paired test: (variant, reference, what the difference measures).
