@@ -225,7 +225,7 @@ print(f"best epoch {result.best_epoch}; {result.train_seconds:.0f} s of training
 saved = load_metrics(DATASET)
 baseline = saved.get("sasrec")
 runs = ({"SASRec (notebook 04)": baseline} if baseline else {}) | {"SASRec + cross-sequence CL": result}
-training.plot_histories(runs, metric="NDCG@10")
+diagnostics.plot_histories(runs, metric="NDCG@10")
 plt.show()
 
 # %%

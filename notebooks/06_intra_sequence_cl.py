@@ -71,7 +71,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sracl_lite import experiments, losses, training
+from sracl_lite import diagnostics, experiments, losses, training
 from sracl_lite.data import load_dataset
 from sracl_lite.metrics import check_metrics, metric_names
 from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
@@ -215,7 +215,7 @@ for name, run in runs.items():
     if profile != PROFILE:
         print(f"warning: {name} was trained with profile {profile!r}, this run with {PROFILE!r}: "
               "re-run it with the same profile before comparing")
-training.plot_histories(runs, metric="NDCG@10")
+diagnostics.plot_histories(runs, metric="NDCG@10")
 plt.show()
 
 # %%

@@ -1,5 +1,5 @@
-"""Looking inside the cross-sequence branch (notebook 05): the loss at the first training step,
-and the weights a sample synthesizer gives the retrieved candidates."""
+"""Looking inside training (notebooks 05-06): loss and validation curves, the cross-sequence
+loss at the first training step, and the weights a sample synthesizer gives the retrieved candidates."""
 import numpy as np
 import pandas as pd
 import torch
@@ -75,3 +75,34 @@ def weight_entropy(weights) -> np.ndarray:
     0 when one candidate takes all the weight."""
     w = np.asarray(weights)
     return -np.where(w > 0, w * np.log(np.where(w > 0, w, 1)), 0).sum(1) / np.log(w.shape[1])
+
+
+def plot_histories(results: dict, metric: str = "NDCG@10"):
+    """Two panels: training losses and a validation metric per epoch, one line set per run (notebook 05).
+
+    `results` maps a label to a TrainResult or to its saved `record()` (notebook 06 plots saved runs).
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, (label, result) in enumerate(results.items()):
+        if isinstance(result, dict):
+            frame, best_epoch = pd.DataFrame(result["history"]).set_index("epoch"), result["best_epoch"]
+        else:
+            frame, best_epoch = result.history_frame(), result.best_epoch
+        color = f"C{i}"
+        left.plot(frame.index, frame["loss"], color=color, label=f"{label}: total")
+        for part, style in (("rec", "--"), ("cross", ":"), ("intra", "-.")):
+            if frame[part].abs().sum() > 0 and len(results) == 1:
+                left.plot(frame.index, frame[part], color=color, linestyle=style, label=f"{label}: {part}")
+        if metric in frame:
+            evaluated = frame[metric].dropna()
+            right.plot(evaluated.index, evaluated, color=color, marker="o", markersize=3, label=label)
+            right.axvline(best_epoch, color=color, alpha=0.3)
+    left.set(xlabel="epoch", ylabel="training loss", title="losses")
+    right.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (line: best epoch)")
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

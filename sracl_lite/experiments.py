@@ -9,13 +9,16 @@ from .metrics import metric_names
 from .model import ModelConfig
 
 
-INTRA_AUGMENTATIONS = ("semantic", "cl4srec", "none")
+INTRA_AUGMENTATIONS = ("semantic", "cl4srec", "duorec", "none")
 
 
 POOL_MATCHES = ("auto", "user", "prefix")
 
 
 CROSS_LOSSES = ("info_nce", "nt_xent")
+
+
+SIMILARITIES = ("dot", "cosine")
 
 
 EARLY_STOPS = ("strict", "recbole")
@@ -40,7 +43,9 @@ class TrainConfig:
     eval_every: int = 1             # validate every n epochs (and always after the last)
     alpha: float = 0.1              # weight of the cross-sequence loss (reference 0.1); 0 turns it off
     beta: float = 0.1               # weight of the intra-sequence loss (reference 0.1); 0 turns it off
-    temperature: float = 1.0        # InfoNCE temperature on dot products (reference 1.0)
+    temperature: float = 1.0        # temperature of both contrastive losses (reference 1.0)
+    similarity: str = "dot"         # "dot": dot products (reference); "cosine": of unit vectors (ours, beyond the
+                                    # reference: bounded logits; pair it with a temperature such as 0.1-0.5)
     k: Optional[int] = None         # neighbours used per anchor / item; None = all in the tables
     synthesizer: str = "learned"    # "learned" (paper) | "uniform" (the w/o-synthesizer ablation)
     synth_dropout: float = 0.5      # dropout on the synthesizer's weights (reference 0.5)
@@ -49,7 +54,8 @@ class TrainConfig:
     cross_loss: str = "info_nce"    # "info_nce": the next-item pass's anchors vs their positives, B x B, one
                                     # direction (ours); "nt_xent": a second dropout pass of the anchors vs the
                                     # positives, symmetric over 2B rows, 2B - 2 negatives (reference)
-    intra_aug: str = "semantic"     # "semantic" (SRA-CL) | "cl4srec" (crop/mask/reorder) | "none"
+    intra_aug: str = "semantic"     # "semantic" (SRA-CL) | "cl4srec" (crop/mask/reorder) | "duorec" (a dropout
+                                    # pass vs another prefix with the same next item, Qiu et al. 2022) | "none"
     sub_prob: float = 0.2           # per-item substitution probability (reference 0.2)
     pool_match: str = "auto"        # prefix -> pool entry: "user" (per-user profiles), "prefix", or detect
     max_train_prefixes: Optional[int] = None  # random subset of prefixes, to fit a CPU budget
@@ -83,7 +89,7 @@ class TrainConfig:
         if self.intra_aug not in INTRA_AUGMENTATIONS:
             raise ValueError(f"TrainConfig.intra_aug={self.intra_aug!r}; choose one of {INTRA_AUGMENTATIONS}")
         for name, allowed in (("synth_init", SYNTHESIZER_INITS), ("cross_loss", CROSS_LOSSES),
-                              ("early_stop", EARLY_STOPS)):
+                              ("early_stop", EARLY_STOPS), ("similarity", SIMILARITIES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}; choose one of {allowed}")
         if self.pool_match not in POOL_MATCHES:
@@ -189,6 +195,8 @@ VARIANTS = {name: dict(role=role, tables=tables, config=config, description=desc
     "sasrec": ("baseline", None, dict(alpha=0.0, beta=0.0), "SASRec, next-item loss only"),
     "cl4srec": ("baseline", None, dict(alpha=0.0, beta=0.1, intra_aug="cl4srec"),
         "SASRec + CL4SRec views (crop/mask/reorder)"),
+    "duorec": ("baseline", None, dict(alpha=0.0, beta=0.1, intra_aug="duorec"),
+        "SASRec + DuoRec (dropout pass vs a same-target prefix)"),
     "sracl": ("sra-cl", "llm_text", dict(alpha=0.1, beta=0.1), "SRA-CL, LLM profiles and summaries"),
     "sracl_template": ("sra-cl", "template_text", dict(alpha=0.1, beta=0.1),
         "SRA-CL w/o LLM (attribute text embedded directly)"),

@@ -7,10 +7,12 @@
 - `semantic_substitute`: the intra-sequence view of SRA-CL (items swapped for semantic
   neighbours).
 - `cl4srec_augment`: crop / mask / reorder, for the CL4SRec baseline.
+- `same_target_partner`: another prefix with the same next item, for the DuoRec baseline.
 
 Every augmentation is a batched tensor operation (no Python loop over samples), so it runs on
 the training device inside the step.
 """
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,21 +21,30 @@ SYNTHESIZER_MODES = ("learned", "uniform")
 SYNTHESIZER_INITS = ("small", "xavier")
 
 
-def info_nce(anchor, positive, temperature: float = 1.0):
+def similarity_logits(a, b, temperature: float, cosine: bool):
+    """(N, D), (M, D) -> (N, M) similarities over `temperature`, in float32: dot products (the
+    reference) or, with `cosine`, dot products of unit vectors (ours: bounded logits)."""
+    a, b = a.float(), b.float()
+    if cosine:
+        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    return a @ b.T / temperature
+
+
+def info_nce(anchor, positive, temperature: float = 1.0, cosine: bool = False):
     """InfoNCE with in-batch negatives: (N, D), (N, D) -> scalar (notebook 05).
 
     Row i's positive is positive[i]; positive[j] for j != i are its N - 1 negatives.
-    Similarity is the dot product over `temperature` (reference: 1.0), in float32.
+    Similarity is the dot product (reference) or the cosine over `temperature` (reference: 1.0).
     """
     if anchor.shape != positive.shape:
         raise ValueError(f"info_nce: anchor {tuple(anchor.shape)} and positive {tuple(positive.shape)} "
                          "must have the same shape (N, D)")
-    logits = anchor.float() @ positive.float().T / temperature                  # (N, N)
+    logits = similarity_logits(anchor, positive, temperature, cosine)           # (N, N)
     labels = torch.arange(len(anchor), device=anchor.device)
     return F.cross_entropy(logits, labels)
 
 
-def nt_xent(view1, view2, temperature: float = 1.0):
+def nt_xent(view1, view2, temperature: float = 1.0, cosine: bool = False):
     """NT-Xent over 2N views: (N, D), (N, D) -> scalar (notebook 05).
 
     Each view's positive is the other view of the same sequence; the remaining 2N - 2 views in
@@ -43,8 +54,8 @@ def nt_xent(view1, view2, temperature: float = 1.0):
         raise ValueError(f"nt_xent: views {tuple(view1.shape)} and {tuple(view2.shape)} must have the "
                          "same shape (N, D)")
     N = len(view1)
-    z = torch.cat([view1, view2]).float()                                       # (2N, D)
-    logits = z @ z.T / temperature                                              # (2N, 2N)
+    z = torch.cat([view1, view2])                                               # (2N, D)
+    logits = similarity_logits(z, z, temperature, cosine)                       # (2N, 2N)
     self_pair = torch.eye(2 * N, dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(self_pair, float("-inf"))
     rows = torch.arange(N, device=z.device)
@@ -192,3 +203,34 @@ def cl4srec_augment(inputs, mask_id: int, crop_keep: float = CROP_KEEP, mask_rat
     masked = mask_items(inputs, mask_id, mask_ratio, generator)
     shuffled = reorder(inputs, reorder_ratio, generator)
     return torch.where(which == 0, cropped, torch.where(which == 1, masked, shuffled))
+
+
+def same_target_groups(targets) -> dict:
+    """Index of the training prefixes by target item, for DuoRec's positives (notebook 06).
+
+    targets: (N,) next items. Returns arrays of N: `by_target` (prefix ids sorted by target) and,
+    per prefix, `start` and `count` of its target's run in `by_target` and its own `rank` in it.
+    """
+    targets = np.asarray(targets)
+    by_target = np.argsort(targets, kind="stable")
+    first = np.r_[True, targets[by_target][1:] != targets[by_target][:-1]]     # a target's first slot
+    run = np.cumsum(first) - 1                                                  # run id of each slot
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.r_[starts, len(targets)])
+    start, count, rank = (np.empty(len(targets), np.int64) for _ in range(3))
+    start[by_target], count[by_target] = starts[run], counts[run]
+    rank[by_target] = np.arange(len(targets)) - starts[run]
+    return {"by_target": by_target, "start": start, "count": count, "rank": rank}
+
+
+def same_target_partner(idx, groups: dict, generator=None):
+    """DuoRec's supervised positive (Qiu et al., WSDM 2022): for each prefix in `idx` (B,), another
+    training prefix with the same next item, drawn uniformly; the prefix itself when none exists
+    (its positive is then a second dropout pass only, as DuoRec does). `groups`: same_target_groups
+    as tensors on idx's device."""
+    count, rank = groups["count"][idx], groups["rank"][idx]
+    draw = torch.rand(idx.shape, device=idx.device, generator=generator)
+    slot = (draw * (count - 1).clamp(min=1)).long()                             # 0 .. count - 2
+    slot = slot + (slot >= rank).long()                                         # skip the prefix itself
+    other = groups["by_target"][(groups["start"][idx] + slot).clamp(max=len(groups["by_target"]) - 1)]
+    return torch.where(count > 1, other, idx)

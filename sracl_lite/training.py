@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from .checkpoints import CHECKPOINT_FORMAT
 from .experiments import TrainConfig
-from .losses import SampleSynthesizer, cl4srec_augment, info_nce, nt_xent, semantic_substitute
+from .losses import (SampleSynthesizer, cl4srec_augment, info_nce, nt_xent, same_target_groups, same_target_partner,
+                     semantic_substitute)
 from .metrics import full_ranks, metrics_from_ranks
 from .model import build_model, check_item_ids, resolve_device
 from .semantic import pool_entry_of_prefixes, pool_sequences
@@ -56,6 +57,7 @@ class TrainResult:
 
     def plot(self, metric: Optional[str] = None):
         """Loss curves and the validation metric per epoch (see `plot_histories` to compare runs)."""
+        from .diagnostics import plot_histories
         return plot_histories({"run": self}, metric or self.config.valid_metric)
 
     def record(self, **extra) -> dict:
@@ -98,6 +100,9 @@ class Trainer:
                 raise ValueError("alpha > 0 or intra_aug='semantic' with beta > 0 needs semantic tables: pass "
                                  "tables= (notebook 03, or baselines.random_neighbor_tables) or set alpha=0 / beta=0")
             self._load_tables(tables, prefixes.users[keep], prefixes.lengths[keep])
+        if config.uses_intra and config.intra_aug == "duorec":
+            self.target_groups = {name: torch.as_tensor(a, device=device)
+                                  for name, a in same_target_groups(prefixes.targets[keep]).items()}
 
         # Model first, straight after seeding: plain SASRec training draws the same initial weights.
         torch.manual_seed(config.seed)
@@ -119,7 +124,8 @@ class Trainer:
         self.step_losses = self._step_losses
         if config.compile:
             # tables stay where they are: CUDA graphs would otherwise copy each into a buffer at every replay
-            for table in (self.inputs, self.targets, *(getattr(self, n) for n in TABLE_NAMES if hasattr(self, n))):
+            for table in (self.inputs, self.targets, *(getattr(self, n) for n in TABLE_NAMES if hasattr(self, n)),
+                          *getattr(self, "target_groups", {}).values()):
                 torch._dynamo.mark_static_address(table)
             self.step_losses = torch.compile(self._step_losses, mode=config.compile, dynamic=False)
         self.loss_sums = torch.zeros(4, device=device)  # per epoch, summed on the device (no host sync)
@@ -155,9 +161,11 @@ class Trainer:
                                            device=device)                                  # (P, L)
         self.pool_emb = torch.as_tensor(np.asarray(tables.pool_emb, dtype=np.float32), device=device)  # (P, d)
 
-    def _views(self, x):
+    def _views(self, x, idx):
         if self.config.intra_aug == "semantic":
             return [semantic_substitute(x, self.item_neighbors, self.config.sub_prob) for _ in range(2)]
+        if self.config.intra_aug == "duorec":  # the prefix again (its own dropout) and a same-target prefix
+            return [x, self.inputs[same_target_partner(idx, self.target_groups)]]
         return [cl4srec_augment(x, self.model.mask_id) for _ in range(2)]
 
     def batch(self, idx):
@@ -179,7 +187,7 @@ class Trainer:
                 cand, cand_index = torch.unique(cand, return_inverse=True)       # (C,), (B, k)
             parts.append(self.pool_inputs[cand].view(-1, L))                     # (C, L)
         if config.uses_intra:
-            parts.extend(self._views(x))                                         # 2 x (B, L)
+            parts.extend(self._views(x, idx))                                         # 2 x (B, L)
         return (torch.cat(parts) if len(parts) > 1 else x), y, anchor_sem, cand_sem, cand_index
 
     def _step_losses(self, idx):
@@ -195,8 +203,7 @@ class Trainer:
 
     def losses(self, seqs, y, anchor_sem, cand_sem, cand_index=None):
         """Loss parts (total, rec, cross, intra) of one step from the gathered batch."""
-        config = self.config
-        B = len(y)
+        config, B, cosine = self.config, len(y), self.config.similarity == "cosine"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             reps = self.model.encode(seqs)                                       # (B + C + 2B, D), one call
         anchor = reps[:B]
@@ -212,12 +219,12 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 positive = self.synthesizer(anchor_sem, cand_sem, cand_reps)     # (B, D)
             if config.second_anchor_pass:
-                cross = nt_xent(reps[B:2 * B], positive, config.temperature)
+                cross = nt_xent(reps[B:2 * B], positive, config.temperature, cosine)
             else:
-                cross = info_nce(anchor, positive, config.temperature)
+                cross = info_nce(anchor, positive, config.temperature, cosine)
             total = total + config.alpha * cross
         if config.uses_intra:
-            intra = nt_xent(reps[-2 * B:-B], reps[-B:], config.temperature)
+            intra = nt_xent(reps[-2 * B:-B], reps[-B:], config.temperature, cosine)
             total = total + config.beta * intra
         return total, rec, cross, intra
 
@@ -317,34 +324,3 @@ def train(ds, config: TrainConfig = None, tables=None) -> TrainResult:
     """Train on `ds` (data.SequenceData) with `config`; `tables` (semantic.SemanticTables) are
     needed when alpha > 0 or intra_aug='semantic' (notebooks 04-06)."""
     return Trainer(ds, config, tables).fit()
-
-
-def plot_histories(results: dict, metric: str = "NDCG@10"):
-    """Two panels: training losses and a validation metric per epoch, one line set per run (notebook 05).
-
-    `results` maps a label to a TrainResult or to its saved `record()` (notebook 06 plots saved runs).
-    """
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for i, (label, result) in enumerate(results.items()):
-        if isinstance(result, dict):
-            frame, best_epoch = pd.DataFrame(result["history"]).set_index("epoch"), result["best_epoch"]
-        else:
-            frame, best_epoch = result.history_frame(), result.best_epoch
-        color = f"C{i}"
-        left.plot(frame.index, frame["loss"], color=color, label=f"{label}: total")
-        for part, style in (("rec", "--"), ("cross", ":"), ("intra", "-.")):
-            if frame[part].abs().sum() > 0 and len(results) == 1:
-                left.plot(frame.index, frame[part], color=color, linestyle=style, label=f"{label}: {part}")
-        if metric in frame:
-            evaluated = frame[metric].dropna()
-            right.plot(evaluated.index, evaluated, color=color, marker="o", markersize=3, label=label)
-            right.axvline(best_epoch, color=color, alpha=0.3)
-    left.set(xlabel="epoch", ylabel="training loss", title="losses")
-    right.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (line: best epoch)")
-    for ax in (left, right):
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

@@ -1,11 +1,12 @@
 """Contrastive losses, the sample synthesizer and the augmentations."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from sracl_lite.losses import (SampleSynthesizer, cl4srec_augment, crop, info_nce, mask_items, nt_xent, reorder,
-                               semantic_substitute)
+                               same_target_groups, same_target_partner, semantic_substitute)
 
 
 def test_info_nce_hand_computed():
@@ -166,3 +167,26 @@ def test_reference_initialised_synthesizer_is_far_from_uniform_on_raw_inputs():
     assert synth.attn.abs().max() <= 1.414 * math.sqrt(6 / (2 * 64 + 1))
     with pytest.raises(ValueError, match="synthesizer init"):
         SampleSynthesizer(d, 64, init="zeros")
+
+
+def test_cosine_similarity_ignores_scale_and_dot_does_not():
+    torch.manual_seed(0)
+    a, b = torch.randn(6, 4), torch.randn(6, 4)
+    for loss in (info_nce, nt_xent):
+        assert loss(3 * a, b, 0.2, cosine=True) == pytest.approx(loss(a, b, 0.2, cosine=True).item(), rel=1e-5)
+        assert loss(3 * a, b, 0.2).item() != pytest.approx(loss(a, b, 0.2).item(), rel=1e-3)
+    unit = torch.nn.functional.normalize
+    assert info_nce(a, b, 0.5, cosine=True).item() == pytest.approx(info_nce(unit(a, dim=1), unit(b, dim=1), 0.5))
+
+
+def test_same_target_partner_draws_another_prefix_with_the_same_target():
+    targets = np.array([5, 7, 5, 9, 5, 7])           # target 9 has one prefix: its partner is itself
+    groups = same_target_groups(targets)
+    assert sorted(targets[groups["by_target"]]) == sorted(targets)
+    tensors = {name: torch.as_tensor(a) for name, a in groups.items()}
+    idx = torch.arange(len(targets)).repeat(200)
+    partner = same_target_partner(idx, tensors, generator=torch.Generator().manual_seed(0)).numpy()
+    idx = idx.numpy()
+    assert (targets[partner] == targets[idx]).all()
+    assert (partner[idx == 3] == 3).all() and (partner[idx != 3] != idx[idx != 3]).all()
+    assert set(partner[idx == 0]) == {2, 4}           # both other prefixes of target 5 are drawn

@@ -71,7 +71,7 @@ def test_zero_weights_is_plain_sasrec(ds, tables):
     assert not torch.equal(with_cl.model.item_emb.weight, result.model.item_emb.weight)
 
 
-@pytest.mark.parametrize("backbone,intra,synth", [("sasrec", "semantic", "learned"),
+@pytest.mark.parametrize("backbone,intra,synth", [("sasrec", "semantic", "learned"), ("sasrec", "duorec", "learned"),
                                                   ("gru4rec", "cl4srec", "uniform")])
 def test_cl_training_runs_and_reports(ds, tables, backbone, intra, synth):
     cfg = config(model=ModelConfig(backbone=backbone, hidden=16, n_heads=2, ffn=32, n_layers=1),
@@ -236,3 +236,16 @@ def test_exclude_history_off_ranks_all_items(ds, tables):
     assert (all_items >= ours).all() and (all_items > ours).any(), "history items can only rank above the target"
     assert Trainer(ds, config(alpha=0.0, beta=0.0, exclude_history=False)).evaluate("test")[1].tolist() == \
         all_items.tolist()
+
+
+def test_duorec_views_are_the_prefix_and_a_same_target_prefix(ds):
+    trainer = Trainer(ds, config(alpha=0.0, beta=0.1, intra_aug="duorec"))
+    idx = torch.arange(trainer.n_train)
+    seqs, y, *_ = trainer.batch(idx)
+    B = len(idx)
+    assert torch.equal(seqs[-2 * B:-B], trainer.inputs[idx])                 # the prefix again
+    partner_rows = seqs[-B:]
+    # every partner is some training prefix whose next item is the anchor's
+    matches = (partner_rows[:, None, :] == trainer.inputs[None]).all(-1)     # (B, N)
+    same_target = trainer.targets[None, :] == y[:, None]
+    assert (matches & same_target).any(1).all()
