@@ -101,9 +101,12 @@ def main():
     same_run(ds, tables, "default SRA-CL, compile='default'", 1e-3, alpha=0.1, beta=0.1, compile="default",
              **deterministic)
     fresh_randomness()
-    for label, settings in {"default SRA-CL": dict(alpha=0.1, beta=0.1), "CL4SRec": dict(alpha=0.0, beta=0.1,
-                            intra_aug="cl4srec"), "reference preset": dict(PRESETS["reference"], k=5),
-                            "SRA-CL, compile='default'": dict(alpha=0.1, beta=0.1, compile="default")}.items():
+    randomised = {"default SRA-CL": dict(alpha=0.1, beta=0.1),
+                  "CL4SRec": dict(alpha=0.0, beta=0.1, intra_aug="cl4srec"),
+                  "DuoRec": dict(alpha=0.0, beta=0.1, intra_aug="duorec"),
+                  "reference preset": dict(PRESETS["reference"], k=5),
+                  "SRA-CL, compile='default'": dict(alpha=0.1, beta=0.1, compile="default")}
+    for label, settings in randomised.items():
         _, history = train(ds, tables, 2, cuda_graph=True, **settings)
         check(all(np.isfinite(h["loss"]) for h in history), f"{label} with dropout, captured: finite losses "
               f"{[round(h['loss'], 3) for h in history]}")
