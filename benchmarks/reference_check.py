@@ -369,10 +369,8 @@ def our_tables(ds, items_authors: np.ndarray, device: str):
     raw = ds.items["raw_id"].astype(int).to_numpy()                              # our item i -> raw id
     items = np.zeros((ds.n_items + 1, TEXT_DIM), np.float32)
     items[1:] = items_authors[raw]
-    pool = R.prefix_pool(ds.train_sequences, whole=False)
-    prefixes = R.mean_item_embedding(items, ds.train_sequences, pool, window=MAX_LEN, unit=False)
-    return R.prefix_tables(items, pool, prefixes, k=10, exclude="rank0", device=device,
-                           description="stand-in SVD-64 -> 1024 tanh vectors, mean over the max_len window")
+    return R.reference_tables(items, ds.train_sequences, k=10, exclude="rank0", window=MAX_LEN, device=device,
+                              description="stand-in SVD-64 -> 1024 tanh vectors, mean over the max_len window")
 
 
 def run_ours(ds, tables, seed: int, device: str, compile_mode) -> dict:

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing the pack
 from sracl_lite.data import file_sha256
 from sracl_lite.sources import DATASET_NAMES
 from sracl_lite.evaluation import merge_results, rank_key
-from sracl_lite.experiments import PROFILES, VARIANTS  # PROFILES: the budgets notebooks 04-06 use
+from sracl_lite.experiments import PRESETS, PROFILES, VARIANTS  # PROFILES: the budgets notebooks 04-06 use
 from sracl_lite.metrics import metric_names
 
 
@@ -115,21 +115,25 @@ def load_kwargs(dataset: str, args) -> dict:
 def check_tables(dataset: str, artefact_dir: Path, variants) -> dict:
     """{variant: tables path or None}; a clear error when a variant's tables cannot exist or are missing."""
     semantic = [v for v in variants if VARIANTS[v]["tables"]]
-    if dataset == "ids" and semantic:
-        id_only = [v for v in VARIANTS if not VARIANTS[v]["tables"]]
-        raise SystemExit(f"variant(s) {semantic} need semantic tables (notebook 03 builds them from item text), "
-                         f"but dataset 'ids' has no item text. Only ID variants apply there: {', '.join(id_only)}")
     paths = {}
     if semantic:
         from sracl_lite.retrieval import tables_path   # imports faiss: only when tables are needed
     for v in variants:
         name = VARIANTS[v]["tables"]
         paths[v] = tables_path(artefact_dir, name) if name else None
-        if paths[v] is not None and not paths[v].exists():
-            raise SystemExit(f"variant '{v}' needs the semantic tables '{name}' of {dataset}, expected at "
-                             f"{paths[v]}, which does not exist. Build them with notebook 03 "
-                             f"(notebooks/03_semantic_retrieval; SRACL_DATASET={dataset}); 'llm_text' also "
-                             "needs notebook 02's LLM profiles.")
+        if paths[v] is None or paths[v].exists():
+            continue
+        if name.startswith("reference_"):
+            how = (f"scripts/build_tables.py --dataset {dataset} (from notebook 03's item embeddings, or from "
+                   "interactions alone for the collaborative and random sources)")
+        elif dataset == "ids":
+            how = ("nothing: dataset 'ids' has no item text. ID variants and the reference variants with "
+                   "collaborative or random tables (scripts/build_tables.py) apply there")
+        else:
+            how = (f"notebook 03 (notebooks/03_semantic_retrieval; SRACL_DATASET={dataset}); 'llm_text' also "
+                   "needs notebook 02's LLM profiles")
+        raise SystemExit(f"variant '{v}' needs the semantic tables '{name}' of {dataset}, expected at {paths[v]}, "
+                         f"which does not exist. Build them with {how}.")
     return paths
 
 
@@ -181,14 +185,16 @@ def run_one(job: dict):
     spec = VARIANTS[job["variant"]]
     settings = dict(spec["config"])
     backbone = settings.pop("backbone", "sasrec")
+    preset = dict(PRESETS[settings.pop("preset", "default")])   # the reference's method settings, or ours
+    model = ModelConfig(**{**preset.pop("model", {}), "backbone": backbone})
     device = resolve_device(job["device"])
     if device.type == "cuda":
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)  # this process's own GPU; CUDA graphs and caches stay on it
-    config = TrainConfig(model=ModelConfig(backbone=backbone), max_len=job["max_len"], seed=job["seed"],
-                         device=str(device), bf16=job["bf16"], progress=job["progress"],
-                         **job["profile_settings"], **settings)
+    config = TrainConfig(**{**preset, **job["profile_settings"], **settings, "model": model, "max_len": job["max_len"],
+                            "seed": job["seed"], "device": str(device), "bf16": job["bf16"],
+                            "progress": job["progress"]})
     # --cuda-graph and --compile apply to the runs that can take them (TrainConfig.*_obstacle); the rest run eager
     if job["cuda_graph"] and config.cuda_graph_obstacle(device.type) is None:
         config = dataclasses.replace(config, cuda_graph=True)
@@ -211,7 +217,8 @@ def run_one(job: dict):
            "max_train_prefixes": config.max_train_prefixes or 0, "unique_candidates": config.unique_candidates,
            "valid_metric": config.valid_metric, "exclude_history": config.exclude_history,
            "cross_loss": config.cross_loss if config.alpha > 0 else "off", "synth_init": config.synth_init,
-           "pool_match": config.pool_match, "early_stop": config.early_stop}
+           "pool_match": config.pool_match, "early_stop": config.early_stop,
+           "similarity": config.similarity, "temperature": config.temperature}
     row.update({f"valid_{m}": result.valid[m] for m in metric_names()})
     row.update({f"test_{m}": result.test[m] for m in metric_names()})
     row.update({"best_epoch": result.best_epoch, "epochs_run": len(result.history),

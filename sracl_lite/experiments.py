@@ -217,6 +217,26 @@ VARIANTS = {name: dict(role=role, tables=tables, config=config, description=desc
     "sracl_light": ("exploration", "llm_text", dict(alpha=0.02, beta=0.02), "SRA-CL with alpha = beta = 0.02"),
     "sracl_k5": ("exploration", "llm_text", dict(alpha=0.1, beta=0.1, k=5),
         "SRA-CL with k = 5 neighbours instead of 10"),
+    # The authors' design (PRESETS["reference"]) on per-prefix tables from each source, and what carries
+    # it: other users' prefixes only, uniform weights, cosine logits (ours). scripts/build_tables.py
+    # builds the tables; on data without item text only the collaborative and random sources exist.
+    "ref_llm": ("reference", "reference_llm_text", dict(preset="reference"), "reference preset, LLM item text"),
+    "ref_template": ("reference", "reference_template_text", dict(preset="reference"),
+        "reference preset, template text"),
+    "ref_titles": ("reference", "reference_titles", dict(preset="reference"), "reference preset, item titles"),
+    "ref_collab": ("reference", "reference_collaborative", dict(preset="reference"),
+        "reference preset, collaborative (SVD) item vectors"),
+    "ref_random": ("reference", "reference_random", dict(preset="reference"), "reference preset, random vectors"),
+    "ref_llm_user": ("reference", "reference_llm_text_user", dict(preset="reference"),
+        "reference preset, LLM item text, no same-user prefixes"),
+    "ref_collab_user": ("reference", "reference_collaborative_user", dict(preset="reference"),
+        "reference preset, collaborative vectors, no same-user prefixes"),
+    "ref_llm_uniform": ("reference", "reference_llm_text", dict(preset="reference", synthesizer="uniform"),
+        "reference preset, LLM item text, uniform synthesizer"),
+    **{f"ref_llm_cos_t0{int(t * 10)}": ("reference", "reference_llm_text",
+                                         dict(preset="reference", similarity="cosine", temperature=t),
+                                         f"reference preset, LLM item text, cosine at temperature {t} (ours)")
+       for t in (0.1, 0.2, 0.5)},
 }.items()}
 
 

@@ -257,6 +257,16 @@ def prefix_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, exclude: str
         description=(description or "per-prefix tables") + f", cosine top-{k}, {exclude} excluded, per-prefix pool")
 
 
+def reference_tables(item_emb, train_sequences, k: int = 10, exclude: str = "rank0", window: int = 20,
+                     description: str = "", device: str = "cpu") -> SemanticTables:
+    """Per-prefix tables from item embeddings, as the reference builds them from text (results grid,
+    scripts/build_tables.py): one entry per training prefix, embedded as the mean of its last `window`
+    items' embeddings at their raw scale, neighbours by `prefix_tables` with `exclude`."""
+    pool = prefix_pool(train_sequences, whole=False)
+    pool_emb = mean_item_embedding(item_emb, train_sequences, pool, window=window, unit=False)
+    return prefix_tables(item_emb, pool, pool_emb, k, exclude, description, device)
+
+
 def tables_path(artefact_dir, name: str) -> Path:
     """Where tables called `name` of a dataset live: <artefact_dir>/semantic/<name>.npz."""
     return Path(artefact_dir) / "semantic" / f"{name}.npz"

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sracl_lite.experiments import VARIANTS
+from sracl_lite.experiments import PRESETS, VARIANTS
 from sracl_lite.evaluation import (comparison_sentence, holm, length_groups, mean_std_text,
                                    merge_results, metrics_by_group, paired_test, per_user_metric, rank_key,
                                    summary_table, variant_order)
@@ -146,6 +146,7 @@ def test_registry_and_keys():
     assert variant_order(["zeta", "sracl", "sasrec"]) == ["sasrec", "sracl", "zeta"]
     for name, spec in VARIANTS.items():
         assert set(spec) == {"role", "tables", "config", "description"}, name
-        semantic = spec["config"].get("alpha", 0) > 0 or (spec["config"].get("beta", 0) > 0 and
-                                                          spec["config"].get("intra_aug", "semantic") == "semantic")
+        config = {**PRESETS[spec["config"].get("preset", "default")], **spec["config"]}
+        semantic = config.get("alpha", 0) > 0 or (config.get("beta", 0) > 0 and
+                                                  config.get("intra_aug", "semantic") == "semantic")
         assert semantic == bool(spec["tables"]), f"{name}: needs tables exactly when a semantic loss is on"

@@ -8,6 +8,7 @@ import pytest
 
 from sracl_lite.evaluation import load_ranks, rank_key
 from sracl_lite.metrics import metrics_from_ranks
+from sracl_lite.semantic import SemanticTables
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "results_grid.py"
 
@@ -80,3 +81,26 @@ def test_own_data_needs_a_name_and_both_files(grid, capsys):
     args = grid.parse_args(["--dataset", "my-shop", "--interactions", "i.csv", "--items", "t.csv"])
     kwargs = grid.load_kwargs("my-shop", args)
     assert Path(kwargs["interactions_path"]).is_absolute() and kwargs["items_path"].endswith("t.csv")
+
+
+def test_reference_variants_on_ids_with_tables_built_from_interactions(grid, ids_file, tmp_path):
+    spec = importlib.util.spec_from_file_location("build_tables", SCRIPT.with_name("build_tables.py"))
+    build_tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_tables)
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit, match="build_tables.py"):     # not built yet: the error says how
+        run(grid, ids_file, out, "--variants", "ref_collab")
+    with pytest.raises(SystemExit):                               # no item text on an ids file
+        build_tables.main(["--dataset", "ids", "--data-path", str(ids_file), "--sources", "titles"])
+    build_tables.main(["--dataset", "ids", "--data-path", str(ids_file), "--sources", "collaborative", "random",
+                       "--exclude-user", "collaborative"])
+    semantic = tmp_path / "data" / "processed" / "ids" / "semantic"
+    same_user = SemanticTables.load(semantic / "reference_collaborative_user.npz")
+    users = same_user.pool_users
+    assert (users[same_user.pool_neighbors] != users[:, None]).all()
+    ranked = SemanticTables.load(semantic / "reference_collaborative.npz")
+    assert (ranked.pool_neighbors != np.arange(len(users))[:, None]).mean() > 0.9 and len(users) == 30 * 5
+    assert run(grid, ids_file, out, "--variants", "ref_collab", "ref_collab_user", "ref_random", "duorec") == 0
+    rows = pd.read_csv(out / "toy-ids.csv").set_index("variant")
+    assert not rows.loc["ref_collab", "exclude_history"] and rows.loc["ref_collab", "cross_loss"] == "nt_xent"
+    assert rows.loc["duorec", "intra_aug"] == "duorec" and rows.loc["duorec", "similarity"] == "dot"
