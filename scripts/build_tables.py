@@ -34,10 +34,11 @@ from sracl_lite.semantic import SemanticTables  # noqa: E402
 SOURCES = ("llm_text", "template_text", "titles", "collaborative", "random")
 
 
-def item_vectors(source: str, ds, device: str):
-    """(n_items + 1, d) item vectors of a source (row 0 padding)."""
+def item_vectors(source: str, ds, text_dir: Path, device: str):
+    """(n_items + 1, d) item vectors of a source (row 0 padding); notebook 03's are read from text_dir
+    (the whole dataset's folder: a sparse view has the same items and texts)."""
     if source in ("llm_text", "template_text"):
-        path = R.tables_path(ds.artefact_dir, source)
+        path = R.tables_path(text_dir, source)
         if not path.exists():
             raise SystemExit(f"source {source!r} reads notebook 03's tables {path}, which do not exist: run "
                              f"notebook 03 for {ds.name} first ('llm_text' also needs notebook 02's profiles)")
@@ -49,11 +50,11 @@ def item_vectors(source: str, ds, device: str):
     return B.item_svd_embedding(ds.train_sequences, ds.n_items, 64)
 
 
-def build(source: str, ds, k: int, window: int, exclude: str, device: str) -> SemanticTables:
+def build(source: str, ds, text_dir: Path, k: int, window: int, exclude: str, device: str) -> SemanticTables:
     if source == "random":
         return B.random_neighbor_tables(ds.train_sequences, ds.n_items, R.prefix_pool(ds.train_sequences, whole=False),
                                         k=k)
-    return R.reference_tables(item_vectors(source, ds, device), ds.train_sequences, k, exclude, window,
+    return R.reference_tables(item_vectors(source, ds, text_dir, device), ds.train_sequences, k, exclude, window,
                               description=f"{source} item vectors, mean over the last {window} items", device=device)
 
 
@@ -68,6 +69,7 @@ def main(argv=None):
                         help="sources also written without the anchor's own user's prefixes (random never has them)")
     parser.add_argument("--k", type=int, default=10, help="neighbours per prefix (reference 10)")
     parser.add_argument("--window", type=int, default=20, help="items averaged per prefix (reference max_len 20)")
+    parser.add_argument("--train-last", type=int, metavar="N", help="the sparse view of results_grid.py --train-last N")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where the neighbour search runs")
     args = parser.parse_args(argv)
     if args.dataset == "ids" and not args.data_path:
@@ -77,10 +79,13 @@ def main(argv=None):
         parser.error(f"dataset 'ids' has no item text: {text_sources} cannot be built; use collaborative or random")
     kwargs = {"interactions_path": args.data_path or args.interactions, "items_path": args.items}
     ds = load_dataset(args.dataset, **{k: v for k, v in kwargs.items() if v})
+    text_dir = ds.artefact_dir
+    if args.train_last:
+        ds = ds.training_tail(args.train_last)
     jobs = [(s, "rank0") for s in args.sources] + [(s, "user") for s in args.exclude_user]
     for source, exclude in jobs:
         started = time.perf_counter()
-        tables = build(source, ds, args.k, args.window, exclude, args.device)
+        tables = build(source, ds, text_dir, args.k, args.window, exclude, args.device)
         name = f"reference_{source}" + ("_user" if exclude == "user" else "")
         path = R.tables_path(ds.artefact_dir, name)
         tables.save(path)

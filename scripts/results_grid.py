@@ -67,6 +67,9 @@ def parse_args(argv):
     parser.add_argument("--patience", type=int, help="override the profile's early-stopping patience")
     parser.add_argument("--max-train-prefixes", type=int,
                         help="override the profile's prefix subset (0 = all prefixes)")
+    parser.add_argument("--train-last", type=int, metavar="N",
+                        help="the sparse view: every user's training sequence cut to its last N items "
+                             "(results/<dataset>-lastN.csv; tables from scripts/build_tables.py --train-last N)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--workers", type=int, default=1,
                         help="runs in parallel processes (they share the device; with several GPUs and "
@@ -182,6 +185,8 @@ def run_one(job: dict):
         torch.set_num_threads(job["threads"])
     started = time.perf_counter()
     ds = load_dataset(job["dataset"], **job["load_kwargs"])
+    if job["train_last"]:
+        ds = ds.training_tail(job["train_last"])
     spec = VARIANTS[job["variant"]]
     settings = dict(spec["config"])
     backbone = settings.pop("backbone", "sasrec")
@@ -310,6 +315,8 @@ def main(argv=None):
     for dataset in args.dataset:
         name, kwargs = results_name(dataset, args.data_path), load_kwargs(dataset, args)
         ds = load_dataset(dataset, **kwargs)        # built once here, before any worker reads it
+        if args.train_last:
+            ds, name = ds.training_tail(args.train_last), f"{name}-last{args.train_last}"
         tables = check_tables(dataset, ds.artefact_dir, args.variants)
         check_same_data(out, name, ds.content_hash()[:12])
         for variant in args.variants:
@@ -318,7 +325,7 @@ def main(argv=None):
                     device = f"cuda:{len(jobs) % gpus}" if gpus > 1 else args.device
                     jobs.append(dict(dataset=dataset, name=name, load_kwargs=kwargs, variant=variant, seed=seed,
                                      max_len=max_len, device=device, compile=args.compile,
-                                     cuda_graph=args.cuda_graph, bf16=args.bf16,
+                                     cuda_graph=args.cuda_graph, bf16=args.bf16, train_last=args.train_last,
                                      profile=profile, profile_settings=settings, tables_path=str(tables[variant] or ""),
                                      threads=threads, progress=args.workers == 1, git_commit=commit,
                                      command=command))

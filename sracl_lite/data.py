@@ -18,7 +18,7 @@ Conventions used by every other module:
 import hashlib
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +138,17 @@ class SequenceData:
         else:
             raise ValueError(f"stage must be 'valid' or 'test', got {stage!r}")
         return left_pad(histories, max_len), targets
+
+    def training_tail(self, n: int) -> "SequenceData":
+        """The sparse view of this data (results grid, `--train-last`): each user's training sequence
+        cut to its last `n` items, validation and test targets as they are. Named <name>-last<n>,
+        with its own folder for tables, since pools and neighbours change with the sequences."""
+        if n < 2:
+            raise ValueError(f"training_tail(n={n}): a user needs at least 2 training items to make one "
+                             "training prefix; use n >= 2")
+        folder = self.artefact_dir and self.artefact_dir.with_name(f"{self.artefact_dir.name}-last{n}")
+        return replace(self, name=f"{self.name}-last{n}", train_sequences=[s[-n:] for s in self.train_sequences],
+                       stats={**self.stats, "training_tail": n}, artefact_dir=folder)
 
     def titles(self, item_ids) -> list:
         return [self.items.at[int(i), "title"] or f"item {self.items.at[int(i), 'raw_id']}" for i in item_ids]

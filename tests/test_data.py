@@ -56,6 +56,14 @@ def test_prefixes_and_eval_inputs():
     with pytest.raises(ValueError, match="stage"):
         ds.eval_inputs("train", 3)
 
+    sparse = ds.training_tail(2)          # user 1's training items 1-4 become 3, 4; targets stay
+    assert sparse.name == "toy-last2" and [s.tolist() for s in sparse.train_sequences] == [[3, 4], [1]]
+    assert sparse.train_prefixes(3).inputs.tolist() == [[0, 0, 3]]
+    assert sparse.eval_inputs("test", 3)[0].tolist() == [[3, 4, 5], [0, 1, 2]]
+    assert sparse.content_hash() != ds.content_hash()
+    with pytest.raises(ValueError, match="n >= 2"):
+        ds.training_tail(1)
+
 
 def test_ml100k_offline_from_recbole_wheel(tmp_path):
     ds = load_dataset("ml-100k", data_dir=tmp_path)

@@ -104,3 +104,13 @@ def test_reference_variants_on_ids_with_tables_built_from_interactions(grid, ids
     rows = pd.read_csv(out / "toy-ids.csv").set_index("variant")
     assert not rows.loc["ref_collab", "exclude_history"] and rows.loc["ref_collab", "cross_loss"] == "nt_xent"
     assert rows.loc["duorec", "intra_aug"] == "duorec" and rows.loc["duorec", "similarity"] == "dot"
+    # the sparse view: training sequences cut to their last 3 items, its own tables and results file
+    build_tables.main(["--dataset", "ids", "--data-path", str(ids_file), "--sources", "collaborative",
+                       "--train-last", "3"])
+    sparse_tables = SemanticTables.load(tmp_path / "data" / "processed" / "ids-last3" / "semantic"
+                                        / "reference_collaborative.npz")
+    assert len(sparse_tables.pool_users) == 30 * 2
+    assert run(grid, ids_file, out, "--variants", "sasrec", "ref_collab", "--train-last", "3") == 0
+    sparse = pd.read_csv(out / "toy-ids-last3.csv")
+    assert set(sparse["variant"]) == {"sasrec", "ref_collab"}
+    assert (sparse["data_hash"] != rows["data_hash"].iloc[0]).all()
