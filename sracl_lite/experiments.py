@@ -70,8 +70,10 @@ class TrainConfig:
                                     # reference's dot-product InfoNCE (temperature 1) 4 of 6 bf16 runs
                                     # of SRA-CL on ML-100K diverged to NaN, and a 64-wide model gains
                                     # little from it (benchmarks/train_speed.py measures both)
-    compile: Optional[str] = None   # torch.compile mode of the step; "reduce-overhead" (CUDA graphs) is
-                                    # 4x faster on GPU after ~45 s of compiling; SASRec only, CUDA only
+    compile: Optional[str] = None   # torch.compile mode of the step's losses: fused kernels after 20-35 s of
+                                    # compiling; SASRec only, CUDA only. "default" with cuda_graph is the
+                                    # fastest measured (README, Speed); "reduce-overhead" graphs only the
+                                    # forward and backward passes
     cuda_graph: bool = False        # capture the whole step (gathers, augmentations, encoder, losses, backward,
                                     # Adam) as one CUDA graph and replay it per batch: the CPU no longer paces
                                     # the GPU (sracl_lite/step_graph.py). CUDA only; combines with compile
@@ -226,7 +228,8 @@ VARIANTS = {name: dict(role=role, tables=tables, config=config, description=desc
     "ref_titles": ("reference", "reference_titles", dict(preset="reference"), "reference preset, item titles"),
     "ref_collab": ("reference", "reference_collaborative", dict(preset="reference"),
         "reference preset, collaborative (SVD) item vectors"),
-    "ref_random": ("reference", "reference_random", dict(preset="reference"), "reference preset, random vectors"),
+    "ref_random": ("reference", "reference_random", dict(preset="reference"),
+        "reference preset, random neighbours (other users' prefixes)"),
     "ref_llm_user": ("reference", "reference_llm_text_user", dict(preset="reference"),
         "reference preset, LLM item text, no same-user prefixes"),
     "ref_collab_user": ("reference", "reference_collaborative_user", dict(preset="reference"),

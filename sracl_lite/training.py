@@ -7,7 +7,8 @@ TrainConfig.cuda_graph, replayed as one CUDA graph):
 1. gather a batch of training prefixes (B, L) and their targets;
 2. cross-sequence: each prefix's pool entry, its k retrieved entries and their (precomputed,
    left-padded) sequences (B * k, L), or only the distinct ones (TrainConfig.unique_candidates);
-3. intra-sequence: two views of the batch, by semantic substitution or CL4SRec's operators;
+3. intra-sequence: two views of the batch: semantic substitution, CL4SRec's operators, or
+   DuoRec's (the prefix again and another prefix with the same next item);
 4. encode anchors, candidates and views in ONE encoder call, split the (B + Bk + 2B, D) output;
 5. L_rec = softmax cross-entropy over all items; L_cross = InfoNCE(anchor, synthesized positive)
    or, as the reference does (cross_loss="nt_xent"), NT-Xent between a second dropout pass of
