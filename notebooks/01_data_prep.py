@@ -58,15 +58,12 @@ MAX_LEN = param("max_len", 20)                  # the reference implementation's
 # %%
 import inspect
 import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-
 from sracl_lite import data as data_module
 from sracl_lite.data import load_dataset, timestamp_ties
 from sracl_lite.sources import read_source
-
 raw_interactions, raw_items, source_files = read_source(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 print("source files:", [f.name for f in source_files])
 print(f"{len(raw_interactions):,} interactions, {raw_interactions.user_id.nunique():,} users, "

@@ -81,15 +81,12 @@ import re
 import tempfile
 import time
 from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
-
 from sracl_lite import answer_quality as AQ
 from sracl_lite import llm, paths, profiling, prompts
 from sracl_lite.data import load_dataset
 from sracl_lite.notebook import set_seed
-
 set_seed(SEED)
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 print(inspect.getsource(prompts.user_prompts))

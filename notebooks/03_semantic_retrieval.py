@@ -77,11 +77,9 @@ PROFILE_DIR = param("profile_dir", "")     # notebook 02's answers; "" = newest 
 import inspect
 import time
 from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-
 from sracl_lite import baselines as B
 from sracl_lite import neighbor_quality as Q
 from sracl_lite import profiling, prompts
@@ -90,7 +88,6 @@ from sracl_lite.encoder import EncoderConfig, TextEncoder, embed_items, embed_pr
 from sracl_lite.data import load_dataset
 from sracl_lite.notebook import check_stored, expect, set_seed
 from sracl_lite.semantic import SemanticTables
-
 set_seed(SEED)
 
 # %% [markdown]

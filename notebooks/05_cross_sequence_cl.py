@@ -74,12 +74,10 @@ REFERENCE_EPOCHS = param("reference_epochs", 2)  # section 9's short CPU run of 
 import inspect
 import sys
 import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-
 from sracl_lite import diagnostics, experiments, training
 from sracl_lite import retrieval as R
 from sracl_lite.data import load_dataset

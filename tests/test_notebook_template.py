@@ -41,10 +41,12 @@ PRIVATE_ATTRIBUTE = re.compile(r"(?<=[\w)\]])\._[A-Za-z]\w*")
 
 
 def lesson_rule_breaks(source: str) -> list:
-    """What a code cell does against the lesson rules: more than MAX_CODE_LINES non-blank lines, a def
-    or class with a body of its own lines (a one-line helper is fine), a private attribute (`obj._x`)."""
+    """What a code cell does against the lesson rules: more than MAX_CODE_LINES lines (blank ones
+    count), a def or class with a body of its own lines (a one-line helper is fine), a private
+    attribute (`obj._x`)."""
+    breaks = ([f"{len(source.splitlines())} lines (at most {MAX_CODE_LINES})"]
+              if len(source.splitlines()) > MAX_CODE_LINES else [])
     lines = [line for line in source.splitlines() if line.strip()]
-    breaks = [f"{len(lines)} lines (at most {MAX_CODE_LINES})"] if len(lines) > MAX_CODE_LINES else []
     indent = lambda line: len(line) - len(line.lstrip())
     for line, following in zip(lines, lines[1:] + [""]):
         if DEFINITION.match(line) and (line.rstrip().endswith(":") or indent(following) > indent(line)):
@@ -63,6 +65,7 @@ def test_code_cells_are_short_and_call_the_library(path):
 def test_lesson_rules_catch_what_they_forbid():
     assert lesson_rule_breaks("\n".join(f"x{n} = {n}" for n in range(MAX_CODE_LINES))) == []
     assert lesson_rule_breaks("\n".join(f"x{n} = {n}" for n in range(MAX_CODE_LINES + 1)))
+    assert lesson_rule_breaks("\n\n".join(f"x{n} = {n}" for n in range(MAX_CODE_LINES // 2 + 2)))  # blanks count
     assert lesson_rule_breaks("def short(x): return x + 1\nclass Empty(Exception): pass") == []
     assert lesson_rule_breaks("def helper(x):\n    return x") == ["defines def helper(x):"]
     assert lesson_rule_breaks("class Backend(Base):\n    model_id = 'x'") == ["defines class Backend(Base):"]
