@@ -342,7 +342,8 @@ print(f"Spearman correlation of a pool entry's candidate score with its sequence
 # - **selection and evaluation**: all items ranked, history included (`exclude_history=False`),
 #   and RecBole's early stopping (`early_stop="recbole"`).
 # The table lists what the preset changes. Here the pool embeds each prefix as the mean of its
-# items' LLM-summary embeddings (no per-prefix LLM call; notebook 02 builds such prompts).
+# items' LLM-summary embeddings (no per-prefix LLM call; notebook 02 builds such prompts):
+# `retrieval.reference_tables`, which the results grid's `ref_*` variants use too.
 
 # %%
 # All B x k candidate rows are encoded, as the authors do; on the CPU profile a short run.
@@ -356,10 +357,10 @@ print(pd.DataFrame(changed, index=["this notebook", "reference"]).T.to_string())
 # NBVAL_IGNORE_OUTPUT
 # Near-tied prefixes of one user can swap places on another CPU; the Checks compare with tolerances.
 started = time.time()
-prefix_pool = R.prefix_pool(ds.train_sequences, whole=False)
-prefix_emb = R.mean_item_embedding(tables.item_emb, ds.train_sequences, prefix_pool, window=reference.max_len,
-                                   unit=False)
-prefix_tables = R.prefix_tables(tables.item_emb, prefix_pool, prefix_emb, k=K, exclude="rank0")
+prefix_tables = R.reference_tables(tables.item_emb, ds.train_sequences, k=K, exclude="rank0",
+                                   window=reference.max_len)
+prefix_pool = R.prefix_pool(ds.train_sequences, whole=False)   # its entries, in the tables' order
+prefix_emb = prefix_tables.pool_emb                              # mean of each window's item embeddings, raw scale
 print(f"per-prefix pool: {len(prefix_pool):,} training prefixes, {K} neighbours each, "
       f"{time.time() - started:.0f} s", file=sys.stderr)
 

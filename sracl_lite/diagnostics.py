@@ -33,8 +33,7 @@ def first_step_losses(trainer, batch, alpha: float, seed: int) -> pd.DataFrame:
         trainer.synthesizer.train(dropout_on)
         torch.manual_seed(seed)
         reps = trainer.model.encode(seqs)                                        # (B + C, D)
-        anchor, cand_reps = reps[:B], reps[B:]
-        cand_reps = cand_reps.view(B, trainer.k, -1) if cand_index is None else cand_reps[cand_index]  # (B, k, D)
+        anchor, cand_reps = reps[:B], trainer.candidate_reps(reps[B:], cand_index)  # (B, D), (B, k, D)
         positive = trainer.synthesizer(anchor_sem, cand_sem, cand_reps)          # (B, D)
         rec = F.cross_entropy(trainer.model.item_scores(anchor)[:, 1:], targets - 1)
         cross = info_nce(anchor, positive)

@@ -202,6 +202,11 @@ class Trainer:
         self.optimizer.step()
         self.loss_sums += torch.stack([part.detach().float() for part in losses]) * len(idx)
 
+    def candidate_reps(self, rows, cand_index=None):
+        """(C, D) encoded candidate rows -> (B, k, D), each anchor's k candidates: the rows in order
+        (C = Bk) or, with unique_candidates, the distinct rows picked by `cand_index` (B, k)."""
+        return rows.view(-1, self.k, rows.shape[-1]) if cand_index is None else rows[cand_index]
+
     def losses(self, seqs, y, anchor_sem, cand_sem, cand_index=None):
         """Loss parts (total, rec, cross, intra) of one step from the gathered batch."""
         config, B, cosine = self.config, len(y), self.config.similarity == "cosine"
@@ -214,9 +219,7 @@ class Trainer:
         if config.alpha > 0:
             first = 2 * B if config.second_anchor_pass else B                    # first candidate row
             C = len(reps) - first - (2 * B if config.uses_intra else 0)
-            cand_reps = reps[first:first + C]                                    # (C, D)
-            cand_reps = (cand_reps.view(B, self.k, -1) if cand_index is None
-                         else cand_reps[cand_index])                             # (B, k, D)
+            cand_reps = self.candidate_reps(reps[first:first + C], cand_index)  # (B, k, D)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 positive = self.synthesizer(anchor_sem, cand_sem, cand_reps)     # (B, D)
             if config.second_anchor_pass:
