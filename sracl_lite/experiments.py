@@ -222,6 +222,14 @@ VARIANTS = {name: dict(role=role, tables=tables, config=config, description=desc
     # The authors' design (PRESETS["reference"]) on per-prefix tables from each source, and what carries
     # it: other users' prefixes only, uniform weights, cosine logits (ours). scripts/build_tables.py
     # builds the tables; on data without item text only the collaborative and random sources exist.
+    # The baselines under the same preset, so that every reference row shares one protocol (all items
+    # ranked, RecBole's early stopping, dropout 0.5): the plain rows above exclude the history.
+    "ref_sasrec": ("baseline", None, dict(preset="reference", alpha=0.0, beta=0.0),
+        "reference preset, SASRec (next-item loss only)"),
+    "ref_cl4srec": ("baseline", None, dict(preset="reference", alpha=0.0, beta=0.1, intra_aug="cl4srec"),
+        "reference preset, SASRec + CL4SRec views"),
+    "ref_duorec": ("baseline", None, dict(preset="reference", alpha=0.0, beta=0.1, intra_aug="duorec"),
+        "reference preset, SASRec + DuoRec (dropout pass vs a same-target prefix)"),
     "ref_llm": ("reference", "reference_llm_text", dict(preset="reference"), "reference preset, LLM item text"),
     "ref_template": ("reference", "reference_template_text", dict(preset="reference"),
         "reference preset, template text"),

@@ -134,3 +134,54 @@ def check_results(results: pd.DataFrame, ranks: dict):
                     f"{key}: test {metric} differs from what its ranks give")
     for column in PROVENANCE_COLUMNS:
         require(results[column].notna().all(), f"column {column} must be filled for every run")
+
+
+# The reference preset's decomposition (notebook 07, "Where the gain comes from"): each pair tests one
+# part of the authors' design, within one dataset, against the baselines trained under the same preset.
+def reference_comparisons(semantic: str, cosine: str = "") -> list:
+    """(A, B, question) pairs for one dataset; `semantic` is its reference variant with semantic tables
+    (ref_llm where items have text, ref_collab on ID-only data), `cosine` the cosine variant chosen on
+    validation ("" when none ran)."""
+    pairs = [(semantic, "ref_sasrec", "the authors' design vs SASRec"),
+             ("ref_cl4srec", "ref_sasrec", "CL4SRec vs SASRec"),
+             ("ref_duorec", "ref_sasrec", "DuoRec vs SASRec"),
+             (semantic, "ref_duorec", "the authors' design vs DuoRec"),
+             (f"{semantic}_user", semantic, "the user's own prefixes removed from the neighbours"),
+             ("ref_random", semantic, "random instead of semantic neighbours")]
+    if semantic == "ref_llm":
+        pairs += [(v, "ref_sasrec", f"{VARIANTS[v]['description']} vs SASRec")
+                  for v in ("ref_template", "ref_titles", "ref_collab")]
+        pairs += [("ref_llm_uniform", "ref_llm", "uniform instead of learned synthesizer weights")]
+    if cosine:
+        pairs += [(cosine, semantic, "cosine logits at the temperature chosen on validation (ours)")]
+    return pairs
+
+
+def chosen_on_validation(runs: pd.DataFrame, candidates) -> str:
+    """The candidate with the best mean over seeds of the early-stopping metric on validation ("" when
+    none ran); test numbers play no part in the choice."""
+    metric = f"valid_{runs['valid_metric'].iloc[0]}"
+    means = runs[runs["variant"].isin(list(candidates))].groupby("variant")[metric].mean()
+    return str(means.idxmax()) if len(means) else ""
+
+
+def surviving_gain(grid: RunGrid, semantic: str, baseline: str = "ref_sasrec") -> dict:
+    """How much of `semantic`'s gain over the baseline is left without the user's own prefixes and with
+    random tables: (variant - baseline) / (semantic - baseline) of the seed-averaged test means. Only
+    defined where the semantic variant gains; NaN otherwise."""
+    means = grid.summary[grid.metric]
+    gain = means.get(semantic, np.nan) - means.get(baseline, np.nan)
+    shares = {v: (means.get(v, np.nan) - means.get(baseline, np.nan)) / gain if gain > 0 else np.nan
+              for v in (f"{semantic}_user", "ref_random")}
+    return {"gain": gain, **shares}
+
+
+def variant_colors(names) -> dict:
+    """A colour per variant, distinct within any plot of up to 40 variants and the same in every plot
+    (registry order picks it); SASRec, under either preset, is always black."""
+    import matplotlib
+    palette = list(matplotlib.colormaps["tab20"].colors) + list(matplotlib.colormaps["tab20b"].colors)
+    others = [v for v in E.variant_order(list(VARIANTS) + list(names)) if v not in ("sasrec", "ref_sasrec")]
+    if len(others) > len(palette):
+        raise ValueError(f"variant_colors: {len(others)} variants, only {len(palette)} distinct colours")
+    return {v: "black" if v in ("sasrec", "ref_sasrec") else palette[others.index(v)] for v in names}

@@ -86,3 +86,43 @@ def test_check_results_accepts_a_consistent_file_and_names_what_is_wrong(grid):
         check_results(shrinking, grid.ranks)
     with pytest.raises(ValueError, match="column git_commit"):
         check_results(grid.runs.assign(git_commit=None), grid.ranks)
+
+
+def test_reference_decomposition_pairs_name_known_variants():
+    from sracl_lite.experiments import VARIANTS
+    from sracl_lite.report import reference_comparisons
+    ids_only = reference_comparisons("ref_collab")
+    assert ("ref_collab_user", "ref_collab") in [(a, b) for a, b, _ in ids_only]
+    assert ("ref_random", "ref_collab") in [(a, b) for a, b, _ in ids_only]
+    assert not any("template" in a or "uniform" in a for a, _, _ in ids_only)   # no item text there
+    with_text = reference_comparisons("ref_llm", cosine="ref_llm_cos_t02")
+    assert ("ref_llm_cos_t02", "ref_llm") in [(a, b) for a, b, _ in with_text]
+    assert {"ref_template", "ref_titles", "ref_collab", "ref_llm_uniform"} <= {a for a, _, _ in with_text}
+    assert all(a in VARIANTS and b in VARIANTS for a, b, _ in ids_only + with_text)
+
+
+def test_choice_on_validation_ignores_test_and_gain_shares_by_hand():
+    from sracl_lite.report import chosen_on_validation, surviving_gain
+    rng = np.random.default_rng(1)
+    runs, ranks = grid_runs({("ref_sasrec", 1): np.full(N_USERS, 40), ("ref_llm", 1): np.full(N_USERS, 0),
+                             ("ref_llm_user", 1): np.full(N_USERS, 9), ("ref_random", 1): np.full(N_USERS, 40),
+                             ("ref_llm_cos_t01", 1): rng.integers(0, 3, N_USERS)})
+    runs.loc[runs["variant"] == "ref_llm", "valid_MRR@10"] = 0.0     # best on test, worst on validation
+    assert chosen_on_validation(runs, ["ref_llm", "ref_llm_cos_t01"]) == "ref_llm_cos_t01"
+    assert chosen_on_validation(runs, ["ref_llm_cos_t05"]) == ""
+    grid = RunGrid(runs, ranks, 20, [], "NDCG@20")
+    shares = surviving_gain(grid, "ref_llm")
+    # NDCG@20: 1 at rank 0, 1/log2(11) at rank 9, 0 beyond the top 20
+    assert shares["gain"] == pytest.approx(1.0)
+    assert shares["ref_llm_user"] == pytest.approx(1 / np.log2(11)) and shares["ref_random"] == 0.0
+    assert np.isnan(surviving_gain(grid, "ref_random")["ref_random"])    # no gain: no share
+
+
+def test_every_variant_has_its_own_colour_and_sasrec_is_always_black():
+    from sracl_lite.experiments import VARIANTS
+    from sracl_lite.report import variant_colors
+    colors = variant_colors(list(VARIANTS))
+    others = [c for v, c in colors.items() if v not in ("sasrec", "ref_sasrec")]
+    assert len(set(others)) == len(others) and "black" not in others
+    assert colors["sasrec"] == colors["ref_sasrec"] == "black"
+    assert variant_colors(["ref_llm", "cl4srec"])["ref_llm"] == colors["ref_llm"]   # the same in every plot

@@ -100,9 +100,14 @@ def test_reference_variants_on_ids_with_tables_built_from_interactions(grid, ids
     assert (users[same_user.pool_neighbors] != users[:, None]).all()
     ranked = SemanticTables.load(semantic / "reference_collaborative.npz")
     assert (ranked.pool_neighbors != np.arange(len(users))[:, None]).mean() > 0.9 and len(users) == 30 * 5
-    assert run(grid, ids_file, out, "--variants", "ref_collab", "ref_collab_user", "ref_random", "duorec") == 0
+    assert run(grid, ids_file, out, "--variants", "ref_collab", "ref_collab_user", "ref_random", "duorec",
+               "ref_sasrec", "ref_cl4srec") == 0
     rows = pd.read_csv(out / "toy-ids.csv").set_index("variant")
     assert not rows.loc["ref_collab", "exclude_history"] and rows.loc["ref_collab", "cross_loss"] == "nt_xent"
+    # the baselines under the reference preset share its protocol, without any semantic loss
+    assert not rows.loc["ref_sasrec", "exclude_history"] and rows.loc["ref_sasrec", "early_stop"] == "recbole"
+    assert rows.loc["ref_sasrec", "cross_loss"] == "off" and rows.loc["ref_cl4srec", "intra_aug"] == "cl4srec"
+    assert rows.loc["duorec", "exclude_history"]
     assert rows.loc["duorec", "intra_aug"] == "duorec" and rows.loc["duorec", "similarity"] == "dot"
     # the sparse view: training sequences cut to their last 3 items, its own tables and results file
     build_tables.main(["--dataset", "ids", "--data-path", str(ids_file), "--sources", "collaborative",
