@@ -14,21 +14,29 @@
 # ---
 
 # %% [markdown]
-# # 07 · Evaluation and an honest comparison
+# # 07 · Evaluation: does SRA-CL help, where, and why
 #
-# Notebooks 04-06 train one model at a time on a CPU budget. This notebook reads a grid of runs,
-# every variant trained with several seeds by `scripts/results_grid.py`, and asks the questions a
-# reviewer would: does SRA-CL beat its backbone, by how much, is the difference larger than the
-# noise, which of its parts matter, and for which users.
+# Notebooks 04-06 train one model at a time on a CPU budget. This notebook reads grids of runs,
+# every variant trained with three seeds on a GPU by `scripts/results_grid.py`, and answers three
+# questions from them, each with a table, a plot and a verdict computed from the data:
+#
+# 1. **Does the authors' design beat SASRec here?** SRA-CL as their code builds it (the `reference`
+#    preset) against SASRec trained by the same trainer under the same preset.
+# 2. **In which regime?** Dense ML-100K, a sparse view of it, and the paper's own sparse Amazon Beauty.
+# 3. **Which part carries it, or holds it back?** The user's own prefixes among the neighbours,
+#    semantic against random neighbours, the learned synthesizer, the loss form, and the contrastive
+#    machinery as such (CL4SRec and DuoRec, which need no semantic tables).
+#
+# Part II then reads this project's own grid (the `default` preset) as a reviewer would.
 #
 # **What you will learn**
 # - the evaluation protocol, and the details that change numbers (full ranking, history masking, ties);
-# - how to read mean ± std over seeds and a relative change without fooling yourself;
-# - a paired test over users, and why seeds are averaged per user rather than pooled;
+# - a paired test over users, a bootstrap 95% interval and a Holm adjustment, and how to word a "no";
+# - how to take a method apart with ablations that each change one thing;
 # - the sparsity view: metrics by training-sequence length;
 # - how our SASRec compares with published numbers on Amazon Beauty.
 #
-# **Runtime**: about 10 s on a 2-core CPU. Nothing is trained here: the runs come from
+# **Runtime**: about 20 s on a 2-core CPU. Nothing is trained here: the runs come from
 # `results/<dataset>.csv` and `results/<dataset>_ranks.npz` (see `results/README.md` for the
 # commands). Run notebook 01 first (its dataset artefact is used to check the results files).
 
@@ -45,10 +53,11 @@ if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
 # %%
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
 from sracl_lite.notebook import param
-DATASET = param("dataset", "ml-100k")              # results/<DATASET>.csv
+DATASET = param("dataset", "ml-100k")              # results/<DATASET>.csv: Part II's grid
 INTERACTIONS = param("interactions", "")  # your own data: a user_id,item_id,timestamp CSV ...
 ITEMS = param("items", "")                # ... and an item_id,title[,more text] CSV; DATASET names it
 RESULTS_DIR = param("results_dir", "")             # "" = the repository's results/ folder
+REGIMES = param("regimes", "ml-100k,ml-100k-last7,amazon-beauty-ids")  # Part I: results files compared
 MAX_LEN = param("max_len", 20)                     # compare the runs made with this window
 METRIC = param("metric", "NDCG@20")                # headline metric of the tests and verdicts
 LEVEL = param("level", 0.05)                       # significance level of the paired tests
@@ -57,20 +66,22 @@ BEAUTY = param("beauty", "amazon-beauty-ids")      # results/<BEAUTY>.csv: the S
 
 # %% [markdown]
 # ## 1. The protocol
-# Every number below was produced under one protocol, stated here once:
+# Every number below was produced under one of two protocols, stated here once:
 #
 # - **Leave-one-out split** (notebook 01): for each user the last interaction is the test target, the
 #   one before it the validation target, everything earlier is training data. Test inputs include
 #   the validation item.
 # - **Full ranking**: the target is ranked against *all* items, not a sample of negatives (sampled
 #   metrics can reorder models; Krichene and Rendle, KDD 2020).
-# - **History masked**: items the user already interacted with are removed from the candidates.
+# - **History**: Part I's runs (variants `ref_*`, the `reference` preset) keep the user's past items
+#   among the candidates, as the authors' code does; Part II's runs (the `default` preset) remove
+#   them. Numbers of the two parts are never compared with each other.
 # - **Ties against the target**: rank = number of other candidates scoring at least as high, in
 #   float32 (a collapsed model that scores all items alike ranks every target last).
-# - **Model selection on validation only**: each run stops early on validation MRR@10 and its test
-#   numbers come from the best-on-validation checkpoint, scored once. Hyperparameters are the
-#   reference implementation's (alpha = beta = 0.1, k = 10, dropout 0.5, ...); the explorations of
-#   section 6 are chosen on validation, never on test.
+# - **Model selection on validation only**: each run stops early on validation MRR@10 (Part I with
+#   RecBole's rule, as the authors) and its test numbers come from the best-on-validation
+#   checkpoint, scored once. Hyperparameters are the reference implementation's (alpha = beta = 0.1,
+#   k = 10, dropout 0.5, ...); anything else is chosen on validation, never on test.
 # - **Metrics**: HR@{5,10,20}, NDCG@{5,10,20} and untruncated MRR, means over users.
 #
 # The metric code states the same rules:
@@ -83,8 +94,19 @@ print(inspect.getsource(metrics_module.target_ranks))
 
 # %% [markdown]
 # ## 2. Where the numbers come from
-# The runs are read from the results folder; only those of one window (`MAX_LEN`) are compared.
-# Notebook 01's dataset artefact gives the users' sequence lengths and checks the files.
+# Part I reads one results file per regime (`REGIMES`), its reference-preset rows (`ref_*`) at
+# window `MAX_LEN`, and sets up the paired comparisons its runs allow:
+#
+# - **dense**, `ml-100k`: MovieLens-100K, every user with at least 17 training items;
+# - **sparse view**, `ml-100k-last7`: the same users and targets, each training sequence cut to its
+#   last 7 items before training (7: the mean training length on Beauty, chosen before any run);
+# - **sparse, the paper's**, `amazon-beauty-ids`: the paper's Amazon Beauty interactions, IDs only
+#   (8.9 interactions a user).
+#
+# Beauty has no item text, so its semantic tables are a stand-in built from training interactions:
+# item vectors of a truncated SVD of the user-item matrix (`ref_collab`). On ML-100K the tables come
+# from the LLM's item text (`ref_llm`), the item attribute template, the titles or the same SVD
+# vectors. A prefix is embedded as the mean of its items' vectors (`scripts/build_tables.py`).
 
 # %%
 from pathlib import Path
@@ -103,16 +125,162 @@ pd.set_option("display.max_colwidth", 120)
 
 # %%
 results_dir = Path(RESULTS_DIR) if RESULTS_DIR else paths.RESULTS
+files = {name: (results_dir / f"{name}.csv", results_dir / f"{name}_ranks.npz") for name in REGIMES.split(",")}
+missing = [name for name, (csv, _) in files.items() if not csv.exists()]
+print("results files not found (their regime is left out):", ", ".join(missing) or "none")
+regime_runs = {name: E.load_results(csv) for name, (csv, _) in files.items() if name not in missing}
+regime_ranks = {name: E.load_ranks(files[name][1]) for name in regime_runs}
+regimes = {name: report.reference_grid(regime_runs[name], regime_ranks[name], MAX_LEN, METRIC, LEVEL)
+           for name in regime_runs}
+ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)  # lengths, and checks
+
+# %% [markdown]
+# Each regime's runs, how they were made (device, precision, commit, command in the CSV) and the
+# length of the users' training sequences where the data is at hand (Beauty's file is not in the
+# repository: its 22,363 users have 6.9 training items on average).
+
+# %%
+overview = {}
+for name, (grid, semantic, cosine) in regimes.items():
+    view, runs_ = report.view_of(ds, name), grid.runs
+    overview[name] = {"users": runs_["n_users"].iloc[0], "items": runs_["n_items"].iloc[0],
+                      "mean training length": round(float(np.mean([len(s) for s in view.train_sequences])), 2)
+                      if view is not None else np.nan,
+                      "runs": len(runs_), "variants": runs_["variant"].nunique(), "semantic variant": semantic,
+                      "cosine chosen on validation": cosine or "none ran", "device": report.the_one_value(
+                          runs_["device_name"]), "bf16": report.the_one_value(runs_["bf16"]),
+                      "CUDA graph": report.the_one_value(runs_["cuda_graph"]), "commit": report.the_one_value(
+                          runs_["git_commit"])}
+pd.DataFrame(overview)
+
+# %% [markdown]
+# Not every planned run exists. Per regime: the variants the comparisons below need that have fewer
+# than three seeds (the cosine temperatures not chosen on validation need only the seed that chose),
+# and the runs whose test metric is below 70% of their variant's median over seeds (a run that
+# stopped learning; it stays in the means and tests, as it would for a user of the method).
+
+# %%
+for name, (grid, _, _) in regimes.items():
+    planned = list(dict.fromkeys(v for a, b, _ in grid.comparisons for v in (a, b)))  # what the tests need
+    seeds = grid.runs.groupby("variant")["seed"].nunique().reindex(planned).fillna(0).astype(int)
+    short = seeds[seeds < 3]
+    print(f"{name}: variants with fewer than 3 seeds: " + (", ".join(f"{v} ({n})" for v, n in short.items()) or "none"))
+    median = grid.runs.groupby("variant")[f"test_{METRIC}"].transform("median")
+    odd = grid.runs[grid.runs[f"test_{METRIC}"] < 0.7 * median]
+    for index, run in odd.iterrows():
+        print(f"  run that stopped learning: {run['variant']} seed {run['seed']}, test {METRIC} "
+              f"{run[f'test_{METRIC}']:.4f} against the variant's median {median[index]:.4f}, best epoch "
+              f"{run['best_epoch']} of {run['epochs_run']}")
+
+# %% [markdown]
+# ## 3. Question 1: does the authors' design beat SASRec here?
+# The reference preset with each source of semantic tables, against SASRec under the same preset
+# (same trainer, same protocol, same early stopping). Mean ± std over seeds of the test metric:
+
+# %%
+sources = ["ref_sasrec", "ref_llm", "ref_template", "ref_titles", "ref_collab"]
+q1 = {name: E.mean_std_text(grid.summary.reindex([v for v in sources if v in grid.summary.index]),
+                            [METRIC, METRIC.replace("NDCG", "HR")]).join(grid.summary["n_seeds"])
+      for name, (grid, _, _) in regimes.items()}
+pd.concat(q1)
+
+# %%
+fig = report.plot_means({name: grid for name, (grid, _, _) in regimes.items()}, sources, METRIC)
+fig.suptitle(f"Question 1: the reference preset's table sources vs SASRec (black, dashed), test {METRIC}")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Each source against SASRec, user by user (section 8 explains the tests). The Holm adjustment runs
+# over every comparison of a regime (this section's and section 5's).
+
+# %%
+columns = ["A", "B", "n_seeds_a", "n_seeds_b", "mean_a", "mean_b", "rel_change_%", "ci_low", "ci_high",
+           "wilcoxon_p", "holm_p"]
+tests = pd.concat({name: grid.tests for name, (grid, _, _) in regimes.items()}, names=["dataset", None])
+tests = tests.reset_index(level=0)
+tests[(tests["B"] == "ref_sasrec") & tests["A"].isin(sources)][["dataset"] + columns].round(4)
+
+# %%
+for name, (grid, semantic, _) in regimes.items():
+    print(f"{name}:", grid.verdict(semantic, "ref_sasrec", f"the authors' design ({semantic})", "SASRec"), "\n")
+
+# %% [markdown]
+# ## 4. Question 2: in which regime?
+# The same comparison across the three regimes, next to the two contrastive baselines that need no
+# semantic tables. Each point is a relative change with its 95% interval; an interval that does not
+# cross zero is a difference larger than the noise over users.
+
+# %%
+regime_pairs = {(semantic, "ref_sasrec") for _, semantic, _ in regimes.values()}
+regime_pairs |= {("ref_cl4srec", "ref_sasrec"), ("ref_duorec", "ref_sasrec")}
+q2 = tests[[pair in regime_pairs for pair in zip(tests["A"], tests["B"])]]
+fig = report.plot_changes(q2, "Question 2: the reference preset and the CL baselines vs SASRec, by regime")
+plt.show()
+q2[["dataset"] + columns].round(4)
+
+# %%
+for name, (grid, semantic, _) in regimes.items():
+    row = grid.tests[(grid.tests["A"] == semantic) & (grid.tests["B"] == "ref_sasrec")].iloc[0]
+    outcome = ("gains" if row["diff"] > 0 else "loses") if row["holm_p"] < LEVEL else "shows no significant change"
+    print(f"{name}: the authors' design ({semantic}) {outcome} against SASRec: {row['rel_change_%']:+.1f}% test "
+          f"{METRIC}, 95% CI of the difference [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], Holm p = "
+          f"{row['holm_p']:.3g}, ahead of SASRec in {int(row['wins'])} users and behind in {int(row['losses'])}.")
+
+# %% [markdown]
+# ## 5. Question 3: which part carries it, or holds it back?
+# Each pair below changes one thing. Read them as: how much does A move the metric relative to B?
+# - **the user's own prefixes**: with the authors' rule (only the prefix itself excluded), most of a
+#   prefix's neighbours on ML-100K are its own user's other prefixes, which contain its next item;
+#   `_user` tables keep other users' prefixes only;
+# - **semantic against random neighbours** (`ref_random`: random prefixes of other users);
+# - **the synthesizer**: uniform weights instead of learned ones (`ref_llm_uniform`, ML-100K);
+# - **the loss form**: cosine logits at a temperature chosen on validation from {0.1, 0.2, 0.5},
+#   one seed each, then all seeds of the chosen one (ours, beyond the reference; ML-100K);
+# - **the contrastive machinery as such**: CL4SRec and DuoRec against SASRec, and the design against
+#   DuoRec, whose positive is another training prefix with the same next item.
+
+# %%
+q3 = tests[[pair not in {(s, "ref_sasrec") for s in sources} for pair in zip(tests["A"], tests["B"])]]
+q3[["dataset", "question"] + columns].round(4)
+
+# %%
+fig = report.plot_changes(q3, "Question 3: one change at a time")
+plt.show()
+
+# %% [markdown]
+# In words, from the tests above. Where the design gains over SASRec, the share of that gain that
+# survives without the user's own prefixes and with random neighbours says what carries it.
+
+# %%
+for name, (grid, semantic, cosine) in regimes.items():
+    print(report.gain_sentence(grid, semantic, name))
+    for a, b, question in grid.comparisons:
+        if not (b == "ref_sasrec" and a in sources):     # question 1's pairs are above
+            print(f"- {question}:", grid.verdict(a, b, a, b).split(" Seed by seed")[0])
+    print()
+# %% [markdown]
+# # Part II · This project's default preset, read as a reviewer would
+#
+# The rest of this notebook reads the grid of the project's own SRA-CL (`default` preset: one pool
+# of users, one anchor pass, history removed from the candidates, `experiments.PRESETS`) from
+# `results/<DATASET>.csv`: does it beat its backbone, by how much, is the difference larger than the
+# noise, which of its parts matter, and for which users.
+#
+# ## 6. Where the numbers come from
+# The default-preset runs are read from the results file (the `ref_*` rows belong to Part I);
+# only those of one window (`MAX_LEN`) are compared.
+
+# %%
 csv_path, ranks_path = results_dir / f"{DATASET}.csv", results_dir / f"{DATASET}_ranks.npz"
 all_runs = E.load_results(csv_path)
 ranks = E.load_ranks(ranks_path)
-ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)  # sequence lengths, and checks
-runs = all_runs[all_runs["max_len"] == MAX_LEN].copy()
+runs = all_runs[(all_runs["max_len"] == MAX_LEN) & ~all_runs["variant"].str.startswith("ref_")].copy()
 if runs.empty:
-    raise ValueError(f"{csv_path.name} has no runs with max_len={MAX_LEN}; it has max_len "
+    raise ValueError(f"{csv_path.name} has no default-preset runs with max_len={MAX_LEN}; it has max_len "
                      f"{sorted(all_runs['max_len'].unique())} (set SRACL_MAX_LEN)")
 shown_path = csv_path.relative_to(results_dir.parent) if results_dir == paths.RESULTS else csv_path.name
-print(f"{shown_path}: {len(all_runs)} runs, {len(runs)} with max_len={MAX_LEN}, "
+print(f"{shown_path}: {len(all_runs)} runs, {len(runs)} of the default preset with max_len={MAX_LEN}, "
       f"{runs['variant'].nunique()} variants")
 
 # %% [markdown]
@@ -142,7 +310,7 @@ else:
               "under-trained, so the numbers below show how to read a comparison, not SRA-CL's merit.")
 
 # %% [markdown]
-# ## 3. Every variant, mean ± std over seeds
+# ## 7. Every variant, mean ± std over seeds
 # The registry of variants lives in `sracl_lite.experiments.VARIANTS`; a variant absent from the CSV
 # is listed as missing rather than dropped, so a gap is visible. The std is over seeds (training
 # randomness: initialisation, batch order, dropout, augmentations).
@@ -150,7 +318,8 @@ else:
 # %%
 summary = E.summary_table(runs)
 registry = pd.DataFrame(experiments.VARIANTS).T[["role", "description"]]
-names = E.variant_order(list(experiments.VARIANTS) + list(summary.index))
+default_variants = [v for v in experiments.VARIANTS if not v.startswith("ref_")]   # Part I has the others
+names = E.variant_order(default_variants + list(summary.index))
 summary = summary.reindex(names)
 table = registry.reindex(names).join(summary["n_seeds"].fillna(0).astype(int)).join(E.mean_std_text(summary))
 table
@@ -160,7 +329,7 @@ print(f"change of the mean vs SASRec, % (test, max_len={MAX_LEN}):")
 relative = summary[[f"{m} vs sasrec %" for m in E.REPORTED_METRICS]].dropna(how="all")
 relative.columns = E.REPORTED_METRICS
 print(relative.drop(index="sasrec", errors="ignore").round(1).to_string())
-missing = [v for v in experiments.VARIANTS if v not in set(runs["variant"])]
+missing = [v for v in default_variants if v not in set(runs["variant"])]
 print("\nmissing from the CSV:", ", ".join(missing) or "none")
 
 # %% [markdown]
@@ -169,24 +338,22 @@ print("\nmissing from the CSV:", ", ".join(missing) or "none")
 # the paired tests below say which differences are larger than that noise.
 
 # %%
-colors = {"baseline": "tab:gray", "sra-cl": "tab:red", "ablation": "tab:orange", "plug-in": "tab:blue",
-          "exploration": "tab:purple"}
 shown = summary.dropna(subset=[METRIC])
+colors = report.variant_colors(shown.index)       # one colour per variant, SASRec black in every plot
 fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(shown) + 1.5), sharey=True)
 for ax, metric in zip(axes, [METRIC, METRIC.replace("NDCG", "HR")]):
-    roles = [experiments.VARIANTS.get(v, {}).get("role", "other") for v in shown.index]
     ax.barh(shown.index, shown[metric], xerr=shown[f"{metric} std"].fillna(0),
-            color=[colors.get(r, "tab:purple") for r in roles], capsize=3)
+            color=[colors[v] for v in shown.index], capsize=3)
     if "sasrec" in shown.index:
         ax.axvline(shown.loc["sasrec", metric], color="black", linestyle="--", linewidth=1)
     ax.set(xlabel=f"test {metric} (bar: mean, line: ± std over seeds; dashed: SASRec)")
 axes[0].invert_yaxis()
-fig.suptitle(f"{DATASET}, max_len={MAX_LEN}; colour: " + ", ".join(f"{r} = {c[4:]}" for r, c in colors.items()))
+fig.suptitle(f"{DATASET}, max_len={MAX_LEN}, default preset")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 4. Paired tests over users
+# ## 8. Paired tests over users
 # Two variants rank the *same* users, so the natural test is paired: per user, the difference of
 # the metric. We first average each user's metric over a variant's seeds, then test the 943 (or
 # however many) per-user differences:
@@ -214,7 +381,7 @@ for column in ("wilcoxon_p", "holm_p", "ttest_p"):      # small p-values would r
 shown_tests
 
 # %% [markdown]
-# ## 5. The verdict, written from the numbers
+# ## 9. The verdict, written from the numbers
 # The sentences below are generated from the tests above, so they change when the CSV changes.
 
 # %%
@@ -233,7 +400,7 @@ if profiles != ["paper"]:
     print(f"All of this holds for the budget of these runs ({', '.join(profiles)}), not for converged models.")
 
 # %% [markdown]
-# ## 6. What the paper's design suggests, chosen on validation
+# ## 10. What the paper's design suggests, chosen on validation
 # When SRA-CL does not beat its backbone, the design points at two knobs: the neighbours (notebook
 # 03 measured the small LLM's user neighbours as barely better than random, and the mean of item
 # embeddings or co-interactions as much better) and the weight of the contrastive losses. The
@@ -259,7 +426,7 @@ if candidates and runs_of("sasrec"):
     print(E.comparison_sentence(result, f"the chosen configuration ({chosen})", "SASRec", level=LEVEL))
 
 # %% [markdown]
-# ## 7. The sparsity view: users by training-sequence length
+# ## 11. The sparsity view: users by training-sequence length
 # The paper finds SRA-CL's gain largest for users with short histories, where collaborative signal
 # is thin. We group users by the length of their training sequence into three groups: tertiles by
 # default (cut points at the 1/3 and 2/3 quantiles, rounded down to whole lengths), or fixed edges
@@ -280,7 +447,8 @@ by_group.round(4)
 fig, ax = plt.subplots(figsize=(10, 3.8))
 width = 0.8 / max(len(present), 1)
 for i, variant in enumerate(present):
-    ax.bar(np.arange(3) + i * width, by_group[variant], width, label=variant, color=f"C{i}")
+    ax.bar(np.arange(3) + i * width, by_group[variant], width, label=variant,
+           color=report.variant_colors(present)[variant])
 ax.set_xticks(np.arange(3) + width * (len(present) - 1) / 2, [f"{g}\n{n} users" for g, n in
                                                                zip(by_group.index, by_group["users"])])
 ax.set(ylabel=f"test {METRIC}", title=f"{DATASET}: test {METRIC} by training-sequence length")
@@ -305,7 +473,7 @@ print(f"\nNote: every {DATASET} user here has at least {train_lengths.min()} tra
       "so a 'short' group here is not short in the paper's sense; the short-sequence effect needs such data.")
 
 # %% [markdown]
-# ## 8. What else explains the numbers
+# ## 12. What else explains the numbers
 # **Validation vs test.** Model selection uses validation only; if validation and test disagree on
 # which variant is better, a small test gain is likely noise. **Cost.** The contrastive variants
 # encode up to 1 + k + 2 sequences per training sample instead of 1 (k = 10), which the training
@@ -326,14 +494,15 @@ if len(agg) > 2:
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 4))
 for i, (variant, frame) in enumerate(runs.groupby("variant", sort=False)):
-    ax.scatter(frame[f"valid_{METRIC}"], frame[f"test_{METRIC}"], label=variant, color=f"C{i}")
+    ax.scatter(frame[f"valid_{METRIC}"], frame[f"test_{METRIC}"], label=variant,
+               color=report.variant_colors(runs["variant"].unique())[variant])
 ax.set(xlabel=f"validation {METRIC}", ylabel=f"test {METRIC}", title="each dot one run")
 ax.legend(fontsize=7)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 9. The CPU-profile numbers of notebooks 04-06
+# ## 13. The CPU-profile numbers of notebooks 04-06
 # Notebooks 04-06 train single runs (seed 2024) and save them with `save_metrics`; with their
 # default **reduced CPU profile** (`experiments.PROFILES["cpu"]`: a seeded sixth of the training
 # prefixes, 4 epochs) they are far from converged. They are shown side by side for orientation
@@ -363,7 +532,7 @@ if saved:
     print(pd.concat({"notebooks 04-06": cpu_table, "grid (mean of seeds)": grid_means}).to_string())
 
 # %% [markdown]
-# ## 10. Sanity check: SASRec on Amazon Beauty against published numbers
+# ## 14. Sanity check: SASRec on Amazon Beauty against published numbers
 # Our ML-100K numbers have no published counterpart under this exact protocol. The Beauty ID file
 # of the SRA-CL authors' repository does: other papers report full-ranking SASRec at max_len 50 with
 # HR@20 = 0.0894 and NDCG@20 = 0.0386. If our SASRec lands near them with the same window, the
@@ -416,13 +585,30 @@ assert all(len(r) == ds.n_users for r in ranks.values()), "a ranks array does no
 assert (all_runs["n_items"] == ds.n_items).all() and (all_runs["n_users"] == ds.n_users).all()
 assert set(all_runs["data_hash"]) == {ds.content_hash()[:12]}, "the runs used another version of the data"
 assert by_group["users"].sum() == ds.n_users
+
+# %%
+# Part I: the same checks for every regime's file, and its data where it is at hand.
+for name in regimes:
+    report.check_results(regime_runs[name], regime_ranks[name])
+    view = report.view_of(ds, name)
+    if view is not None:
+        assert set(regime_runs[name]["data_hash"]) == {view.content_hash()[:12]}, f"{name}: another data version"
+    assert {len(r) for r in regime_ranks[name].values()} == set(regime_runs[name]["n_users"])
 print("all checks passed")
 
 # %% [markdown]
 # ## Results
 
 # %%
-print(f"{DATASET}, max_len={MAX_LEN}, {len(runs)} runs; test {METRIC} mean ± std over seeds:")
+print(f"Part I, the reference preset, test {METRIC}:")
+for name, (g, semantic, _) in regimes.items():
+    row = g.tests[(g.tests["A"] == semantic) & (g.tests["B"] == "ref_sasrec")].iloc[0]
+    print(f"  {name}: {semantic} vs SASRec {row['rel_change_%']:+.1f}% (95% CI of the difference "
+          f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], Holm p = {row['holm_p']:.2g})")
+    print("   ", report.gain_sentence(g, semantic, name).split(": ", 1)[1])
+
+# %%
+print(f"Part II, {DATASET}, max_len={MAX_LEN}, {len(runs)} runs; test {METRIC} mean ± std over seeds:")
 print(E.mean_std_text(summary.dropna(subset=[METRIC]), [METRIC, METRIC.replace("NDCG", "HR")]).to_string())
 print("\n" + headline)
 if not runs_of("sracl"):

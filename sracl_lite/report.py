@@ -185,3 +185,76 @@ def variant_colors(names) -> dict:
     if len(others) > len(palette):
         raise ValueError(f"variant_colors: {len(others)} variants, only {len(palette)} distinct colours")
     return {v: "black" if v in ("sasrec", "ref_sasrec") else palette[others.index(v)] for v in names}
+
+
+def reference_grid(runs: pd.DataFrame, ranks: dict, max_len: int = 20, metric: str = "NDCG@20",
+                   level: float = 0.05) -> tuple:
+    """(RunGrid of one results file's reference-preset rows with the decomposition pairs, its semantic
+    variant, the cosine variant chosen on validation): the semantic variant is ref_llm where the items
+    have text, else ref_collab; pairs whose runs are missing land in the grid's `not_possible`."""
+    reference = runs[runs["variant"].str.startswith("ref_") & (runs["max_len"] == max_len)]
+    semantic = "ref_llm" if (reference["variant"] == "ref_llm").any() else "ref_collab"
+    cosine = chosen_on_validation(reference, [v for v in VARIANTS if v.startswith("ref_llm_cos")])
+    grid = RunGrid(reference, ranks, max_len, reference_comparisons(semantic, cosine), metric, level)
+    return grid, semantic, cosine
+
+
+def plot_means(grids: dict, variants, metric: str = "NDCG@20"):
+    """One panel per results file: test `metric` of each variant that ran there, mean over seeds with
+    the seed std, in the variant's own colour; a dashed line at SASRec's mean."""
+    import matplotlib.pyplot as plt
+    colors = variant_colors(variants)
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 0.32 * len(variants) + 1.6), squeeze=False)
+    for ax, (name, grid) in zip(axes[0], grids.items()):
+        shown = [v for v in variants if v in grid.summary.index]
+        means, stds = grid.summary.loc[shown, metric], grid.summary.loc[shown, f"{metric} std"].fillna(0)
+        ax.barh(shown, means, xerr=stds, color=[colors[v] for v in shown], capsize=2, error_kw={"ecolor": "gray"})
+        if "ref_sasrec" in shown:
+            ax.axvline(means["ref_sasrec"], color="black", linestyle="--", linewidth=1)
+        ax.set(title=name, xlabel=f"test {metric}")
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def plot_changes(tests: pd.DataFrame, title: str):
+    """Each comparison (rows: `A vs B`) in each results file (colour and marker): A's change relative to
+    B in %, with the bootstrap 95% interval of the per-user difference on the same scale."""
+    import matplotlib.pyplot as plt
+    labels = list(dict.fromkeys(tests["A"] + " vs " + tests["B"]))
+    files = list(dict.fromkeys(tests["dataset"]))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.4))
+    for i, (name, marker) in enumerate(zip(files, "osD^v")):
+        frame = tests[tests["dataset"] == name]
+        y = np.array([labels.index(f"{a} vs {b}") for a, b in zip(frame["A"], frame["B"])]) + 0.2 * (i - 1)
+        low, high = 100 * frame["ci_low"] / frame["mean_b"], 100 * frame["ci_high"] / frame["mean_b"]
+        ax.errorbar(frame["rel_change_%"], y, xerr=[frame["rel_change_%"] - low, high - frame["rel_change_%"]],
+                    fmt=marker, color=f"C{i}", label=name, capsize=2)
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set(xlabel=f"change of test {tests['metric'].iloc[0]} vs B, % (bar: 95% CI)", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gain_sentence(grid: RunGrid, semantic: str, name: str) -> str:
+    """`surviving_gain` in words, for one results file."""
+    shares = surviving_gain(grid, semantic)
+    if not shares["gain"] > 0:
+        return (f"{name}: {semantic} does not gain over SASRec (difference of the means {shares['gain']:+.4f} "
+                f"test {grid.metric}), so there is no gain to decompose.")
+    user, random = shares[f"{semantic}_user"], shares["ref_random"]
+    return (f"{name}: {semantic} gains {shares['gain']:+.4f} test {grid.metric} over SASRec (means over seeds); "
+            f"{user:.0%} of that gain remains without the user's own prefixes and {random:.0%} with random "
+            "neighbours instead of semantic ones.")
+
+
+def view_of(ds, name: str):
+    """The dataset `ds` itself, or its sparse view when `name` is `<ds.name>-lastN` (results_grid.py
+    --train-last N); None for a results file of another dataset."""
+    if name == ds.name:
+        return ds
+    base, _, last = name.rpartition("-last")
+    return ds.training_tail(int(last)) if base == ds.name and last.isdigit() else None

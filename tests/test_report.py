@@ -126,3 +126,24 @@ def test_every_variant_has_its_own_colour_and_sasrec_is_always_black():
     assert len(set(others)) == len(others) and "black" not in others
     assert colors["sasrec"] == colors["ref_sasrec"] == "black"
     assert variant_colors(["ref_llm", "cl4srec"])["ref_llm"] == colors["ref_llm"]   # the same in every plot
+
+
+def test_reference_grid_plots_and_gain_sentence():
+    import matplotlib
+    matplotlib.use("Agg")
+    from sracl_lite.report import gain_sentence, plot_changes, plot_means, reference_grid, variant_colors
+    rng = np.random.default_rng(2)
+    runs, ranks = grid_runs({(v, s): rng.integers(0, top, N_USERS) for s in (1, 2) for v, top in
+                             [("ref_sasrec", 60), ("ref_collab", 20), ("ref_collab_user", 25), ("ref_random", 60),
+                              ("sasrec", 5)]})
+    grid, semantic, cosine = reference_grid(runs, ranks)
+    assert (semantic, cosine) == ("ref_collab", "") and "sasrec" not in set(grid.runs["variant"])
+    tested = set(zip(grid.tests["A"], grid.tests["B"]))
+    assert {("ref_collab", "ref_sasrec"), ("ref_collab_user", "ref_collab")} <= tested
+    assert ("ref_duorec", "ref_sasrec") in grid.not_possible
+    assert "of that gain remains without the user's own prefixes" in gain_sentence(grid, semantic, "toy")
+    variants = ["ref_sasrec", "ref_collab", "ref_random"]
+    bars = plot_means({"toy": grid}, variants).axes[0].patches
+    expected = [matplotlib.colors.to_rgba(variant_colors(variants)[v]) for v in variants]
+    assert [b.get_facecolor() for b in bars] == expected
+    plot_changes(grid.tests.assign(dataset="toy"), "toy")
