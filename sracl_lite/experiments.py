@@ -219,10 +219,7 @@ VARIANTS = {name: dict(role=role, tables=tables, config=config, description=desc
     "sracl_light": ("exploration", "llm_text", dict(alpha=0.02, beta=0.02), "SRA-CL with alpha = beta = 0.02"),
     "sracl_k5": ("exploration", "llm_text", dict(alpha=0.1, beta=0.1, k=5),
         "SRA-CL with k = 5 neighbours instead of 10"),
-    # The authors' design (PRESETS["reference"]) on per-prefix tables from each source, and what carries
-    # it: other users' prefixes only, uniform weights, cosine logits (ours). scripts/build_tables.py
-    # builds the tables; on data without item text only the collaborative and random sources exist.
-    # The baselines under the same preset, so that every reference row shares one protocol (all items
+    # The baselines under the reference preset, so that every reference row shares one protocol (all items
     # ranked, RecBole's early stopping, dropout 0.5): the plain rows above exclude the history.
     "ref_sasrec": ("baseline", None, dict(preset="reference", alpha=0.0, beta=0.0),
         "reference preset, SASRec (next-item loss only)"),
@@ -230,6 +227,9 @@ VARIANTS = {name: dict(role=role, tables=tables, config=config, description=desc
         "reference preset, SASRec + CL4SRec views"),
     "ref_duorec": ("baseline", None, dict(preset="reference", alpha=0.0, beta=0.1, intra_aug="duorec"),
         "reference preset, SASRec + DuoRec (dropout pass vs a same-target prefix)"),
+    # The authors' design (PRESETS["reference"]) on per-prefix tables from each source, and what carries
+    # it: other users' prefixes only, uniform weights, cosine logits (ours). scripts/build_tables.py
+    # builds the tables; on data without item text only the collaborative and random sources exist.
     "ref_llm": ("reference", "reference_llm_text", dict(preset="reference"), "reference preset, LLM item text"),
     "ref_template": ("reference", "reference_template_text", dict(preset="reference"),
         "reference preset, template text"),

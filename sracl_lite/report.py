@@ -2,7 +2,9 @@
 the length groups, and the checks that a results file is consistent with itself.
 
 `RunGrid` holds one dataset's runs at one window with their per-user ranks; its methods answer the
-notebook's questions. The statistics themselves live in `evaluation`.
+notebook's questions. The statistics themselves live in `evaluation`. Part I of the notebook takes
+the reference preset apart (`reference_grid`, `reference_comparisons`, `surviving_gain`), and every
+plot gives each variant its own colour (`variant_colors`).
 """
 from dataclasses import dataclass, field
 
