@@ -126,9 +126,11 @@ pd.set_option("display.max_colwidth", 120)
 # %%
 results_dir = Path(RESULTS_DIR) if RESULTS_DIR else paths.RESULTS
 files = {name: (results_dir / f"{name}.csv", results_dir / f"{name}_ranks.npz") for name in REGIMES.split(",")}
-missing = [name for name, (csv, _) in files.items() if not csv.exists()]
-print("results files not found (their regime is left out):", ", ".join(missing) or "none")
-regime_runs = {name: E.load_results(csv) for name, (csv, _) in files.items() if name not in missing}
+regime_runs = {name: E.load_results(csv) for name, (csv, _) in files.items() if csv.exists()}
+regime_runs = {name: runs_ for name, runs_ in regime_runs.items()
+               if (runs_["variant"].str.startswith("ref_") & (runs_["max_len"] == MAX_LEN)).any()}
+print("regimes left out (no results file, or no reference-preset runs at this window):",
+      ", ".join(name for name in files if name not in regime_runs) or "none")
 regime_ranks = {name: E.load_ranks(files[name][1]) for name in regime_runs}
 regimes = {name: report.reference_grid(regime_runs[name], regime_ranks[name], MAX_LEN, METRIC, LEVEL)
            for name in regime_runs}
@@ -151,6 +153,8 @@ for name, (grid, semantic, cosine) in regimes.items():
                           runs_["device_name"]), "bf16": report.the_one_value(runs_["bf16"]),
                       "CUDA graph": report.the_one_value(runs_["cuda_graph"]), "commit": report.the_one_value(
                           runs_["git_commit"])}
+if not regimes:
+    print("Part I has nothing to read; results/README.md has the commands of the reference grids.")
 pd.DataFrame(overview)
 
 # %% [markdown]
@@ -182,13 +186,14 @@ sources = ["ref_sasrec", "ref_llm", "ref_template", "ref_titles", "ref_collab"]
 q1 = {name: E.mean_std_text(grid.summary.reindex([v for v in sources if v in grid.summary.index]),
                             [METRIC, METRIC.replace("NDCG", "HR")]).join(grid.summary["n_seeds"])
       for name, (grid, _, _) in regimes.items()}
-pd.concat(q1)
+pd.concat(q1) if q1 else None
 
 # %%
-fig = report.plot_means({name: grid for name, (grid, _, _) in regimes.items()}, sources, METRIC)
-fig.suptitle(f"Question 1: the reference preset's table sources vs SASRec (black, dashed), test {METRIC}")
-fig.tight_layout()
-plt.show()
+if regimes:
+    fig = report.plot_means({name: grid for name, (grid, _, _) in regimes.items()}, sources, METRIC)
+    fig.suptitle(f"Question 1: the reference preset's table sources vs SASRec (black, dashed), test {METRIC}")
+    fig.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # Each source against SASRec, user by user (section 8 explains the tests). The Holm adjustment runs
@@ -197,9 +202,8 @@ plt.show()
 # %%
 columns = ["A", "B", "n_seeds_a", "n_seeds_b", "mean_a", "mean_b", "rel_change_%", "ci_low", "ci_high",
            "wilcoxon_p", "holm_p"]
-tests = pd.concat({name: grid.tests for name, (grid, _, _) in regimes.items()}, names=["dataset", None])
-tests = tests.reset_index(level=0)
-tests[(tests["B"] == "ref_sasrec") & tests["A"].isin(sources)][["dataset"] + columns].round(4)
+tests = report.regime_tests(regimes)
+report.pairs_in(tests, {(s, "ref_sasrec") for s in sources})[["dataset"] + columns].round(4)
 
 # %%
 for name, (grid, semantic, _) in regimes.items():
@@ -214,14 +218,19 @@ for name, (grid, semantic, _) in regimes.items():
 # %%
 regime_pairs = {(semantic, "ref_sasrec") for _, semantic, _ in regimes.values()}
 regime_pairs |= {("ref_cl4srec", "ref_sasrec"), ("ref_duorec", "ref_sasrec")}
-q2 = tests[[pair in regime_pairs for pair in zip(tests["A"], tests["B"])]]
-fig = report.plot_changes(q2, "Question 2: the reference preset and the CL baselines vs SASRec, by regime")
-plt.show()
+q2 = report.pairs_in(tests, regime_pairs)
+if len(q2):
+    report.plot_changes(q2, "Question 2: the reference preset and the CL baselines vs SASRec, by regime")
+    plt.show()
 q2[["dataset"] + columns].round(4)
 
 # %%
 for name, (grid, semantic, _) in regimes.items():
-    row = grid.tests[(grid.tests["A"] == semantic) & (grid.tests["B"] == "ref_sasrec")].iloc[0]
+    found = report.pairs_in(grid.tests, {(semantic, "ref_sasrec")})
+    if found.empty:
+        print(f"{name}: {semantic} vs SASRec cannot be judged,", grid.not_possible[(semantic, "ref_sasrec")])
+        continue
+    row = found.iloc[0]
     outcome = ("gains" if row["diff"] > 0 else "loses") if row["holm_p"] < LEVEL else "shows no significant change"
     print(f"{name}: the authors' design ({semantic}) {outcome} against SASRec: {row['rel_change_%']:+.1f}% test "
           f"{METRIC}, 95% CI of the difference [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], Holm p = "
@@ -241,12 +250,13 @@ for name, (grid, semantic, _) in regimes.items():
 #   DuoRec, whose positive is another training prefix with the same next item.
 
 # %%
-q3 = tests[[pair not in {(s, "ref_sasrec") for s in sources} for pair in zip(tests["A"], tests["B"])]]
+q3 = report.pairs_in(tests, {(a, b) for a, b in zip(tests["A"], tests["B"])} - {(s, "ref_sasrec") for s in sources})
 q3[["dataset", "question"] + columns].round(4)
 
 # %%
-fig = report.plot_changes(q3, "Question 3: one change at a time")
-plt.show()
+if len(q3):
+    report.plot_changes(q3, "Question 3: one change at a time")
+    plt.show()
 
 # %% [markdown]
 # In words, from the tests above. Where the design gains over SASRec, the share of that gain that
@@ -602,7 +612,10 @@ print("all checks passed")
 # %%
 print(f"Part I, the reference preset, test {METRIC}:")
 for name, (g, semantic, _) in regimes.items():
-    row = g.tests[(g.tests["A"] == semantic) & (g.tests["B"] == "ref_sasrec")].iloc[0]
+    found = report.pairs_in(g.tests, {(semantic, "ref_sasrec")})
+    if found.empty:
+        continue
+    row = found.iloc[0]
     print(f"  {name}: {semantic} vs SASRec {row['rel_change_%']:+.1f}% (95% CI of the difference "
           f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], Holm p = {row['holm_p']:.2g})")
     print("   ", report.gain_sentence(g, semantic, name).split(": ", 1)[1])

@@ -260,3 +260,16 @@ def view_of(ds, name: str):
         return ds
     base, _, last = name.rpartition("-last")
     return ds.training_tail(int(last)) if base == ds.name and last.isdigit() else None
+
+
+def regime_tests(regimes: dict) -> pd.DataFrame:
+    """The tests of every regime ({name: reference_grid(...)}) in one frame with a `dataset` column;
+    empty, with its columns, when there is no regime."""
+    columns = ["dataset", "A", "B", "question"] + E.PAIRED_TEST_FIELDS + ["holm_p"]
+    frames = [grid.tests.assign(dataset=name) for name, (grid, _, _) in regimes.items()]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def pairs_in(tests: pd.DataFrame, pairs) -> pd.DataFrame:
+    """The rows of `tests` whose (A, B) is one of `pairs`."""
+    return tests.loc[np.array([pair in pairs for pair in zip(tests["A"], tests["B"])], dtype=bool)]

@@ -147,3 +147,13 @@ def test_reference_grid_plots_and_gain_sentence():
     expected = [matplotlib.colors.to_rgba(variant_colors(variants)[v]) for v in variants]
     assert [b.get_facecolor() for b in bars] == expected
     plot_changes(grid.tests.assign(dataset="toy"), "toy")
+
+
+def test_regime_tests_and_pairs_also_work_with_nothing_to_read(grid):
+    from sracl_lite.report import pairs_in, regime_tests
+    empty = regime_tests({})
+    assert empty.empty and {"dataset", "A", "B", "holm_p"} <= set(empty.columns)
+    assert list(pairs_in(empty, {("sracl", "sasrec")}).columns) == list(empty.columns)
+    both = regime_tests({"one": (grid, "sracl", ""), "two": (grid, "sracl", "")})
+    assert list(both["dataset"]) == ["one", "two"]
+    assert len(pairs_in(both, {("sracl", "sasrec")})) == 2 and pairs_in(both, {("sasrec", "sracl")}).empty
