@@ -226,11 +226,10 @@ q2[["dataset"] + columns].round(4)
 
 # %%
 for name, (grid, semantic, _) in regimes.items():
-    found = report.pairs_in(grid.tests, {(semantic, "ref_sasrec")})
-    if found.empty:
+    row = grid.test_of(semantic, "ref_sasrec")
+    if row is None:
         print(f"{name}: {semantic} vs SASRec cannot be judged,", grid.not_possible[(semantic, "ref_sasrec")])
         continue
-    row = found.iloc[0]
     outcome = ("gains" if row["diff"] > 0 else "loses") if row["holm_p"] < LEVEL else "shows no significant change"
     print(f"{name}: the authors' design ({semantic}) {outcome} against SASRec: {row['rel_change_%']:+.1f}% test "
           f"{METRIC}, 95% CI of the difference [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], Holm p = "
@@ -267,7 +266,7 @@ for name, (grid, semantic, cosine) in regimes.items():
     print(report.gain_sentence(grid, semantic, name))
     for a, b, question in grid.comparisons:
         if not (b == "ref_sasrec" and a in sources):     # question 1's pairs are above
-            print(f"- {question}:", grid.verdict(a, b, a, b).split(" Seed by seed")[0])
+            print(f"- {question}:", grid.verdict(a, b, a, b, details=False))
     print()
 # %% [markdown]
 # # Part II · This project's default preset, read as a reviewer would
@@ -612,13 +611,12 @@ print("all checks passed")
 # %%
 print(f"Part I, the reference preset, test {METRIC}:")
 for name, (g, semantic, _) in regimes.items():
-    found = report.pairs_in(g.tests, {(semantic, "ref_sasrec")})
-    if found.empty:
+    row = g.test_of(semantic, "ref_sasrec")
+    if row is None:
         continue
-    row = found.iloc[0]
     print(f"  {name}: {semantic} vs SASRec {row['rel_change_%']:+.1f}% (95% CI of the difference "
           f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], Holm p = {row['holm_p']:.2g})")
-    print("   ", report.gain_sentence(g, semantic, name).split(": ", 1)[1])
+    print("   ", report.gain_sentence(g, semantic))
 
 # %%
 print(f"Part II, {DATASET}, max_len={MAX_LEN}, {len(runs)} runs; test {METRIC} mean ± std over seeds:")

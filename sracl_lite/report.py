@@ -49,13 +49,20 @@ class RunGrid:
         keys = (E.rank_key(variant, seed, self.max_len) for seed in seeds)
         return [self.ranks[key] for key in keys if key in self.ranks]
 
-    def verdict(self, a: str, b: str, label_a: str, label_b: str) -> str:
-        """A vs B in words: the paired test's sentence, then the seeds, the noise and the Holm adjustment."""
+    def test_of(self, a: str, b: str):
+        """The paired test of A vs B as a dict (`tests` row), or None when it could not be made."""
         found = self.tests[(self.tests["A"] == a) & (self.tests["B"] == b)]
-        if found.empty:
+        return None if found.empty else found.iloc[0].to_dict()
+
+    def verdict(self, a: str, b: str, label_a: str, label_b: str, details: bool = True) -> str:
+        """A vs B in words: the paired test's sentence, then (with `details`) the seeds, the noise and
+        the Holm adjustment."""
+        result = self.test_of(a, b)
+        if result is None:
             return f"{label_a} vs {label_b}: cannot be judged here, {self.not_possible.get((a, b), 'no runs')}."
-        result = found.iloc[0].to_dict()
         sentence = E.comparison_sentence(result, label_a, label_b, level=self.level)
+        if not details:
+            return sentence
         seeds_a, seeds_b = self.ranks_of(a), self.ranks_of(b)
         ahead = sum(E.per_user_metric([x], self.metric).mean() > E.per_user_metric([y], self.metric).mean()
                     for x, y in zip(seeds_a, seeds_b))
@@ -241,14 +248,15 @@ def plot_changes(tests: pd.DataFrame, title: str):
     return fig
 
 
-def gain_sentence(grid: RunGrid, semantic: str, name: str) -> str:
-    """`surviving_gain` in words, for one results file."""
+def gain_sentence(grid: RunGrid, semantic: str, name: str = "") -> str:
+    """`surviving_gain` in words, for one results file (`name: ` in front when given)."""
     shares = surviving_gain(grid, semantic)
+    name = f"{name}: " if name else ""
     if not shares["gain"] > 0:
-        return (f"{name}: {semantic} does not gain over SASRec (difference of the means {shares['gain']:+.4f} "
+        return (f"{name}{semantic} does not gain over SASRec (difference of the means {shares['gain']:+.4f} "
                 f"test {grid.metric}), so there is no gain to decompose.")
     user, random = shares[f"{semantic}_user"], shares["ref_random"]
-    return (f"{name}: {semantic} gains {shares['gain']:+.4f} test {grid.metric} over SASRec (means over seeds); "
+    return (f"{name}{semantic} gains {shares['gain']:+.4f} test {grid.metric} over SASRec (means over seeds); "
             f"{user:.0%} of that gain remains without the user's own prefixes and {random:.0%} with random "
             "neighbours instead of semantic ones.")
 

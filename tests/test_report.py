@@ -48,6 +48,9 @@ def test_verdict_in_words(grid):
     assert sentence.startswith("SRA-CL beats SASRec on test NDCG@20")
     assert "Seed by seed, SRA-CL is ahead in 2 of 2 paired seeds." in sentence
     assert "times SASRec's seed std" in sentence
+    short = grid.verdict("sracl", "sasrec", "SRA-CL", "SASRec", details=False)
+    assert sentence.startswith(short) and "Seed by seed" not in short
+    assert grid.test_of("sracl", "sasrec")["A"] == "sracl" and grid.test_of("cl4srec", "sasrec") is None
     assert grid.verdict("cl4srec", "sasrec", "CL4SRec", "SASRec") == \
         "CL4SRec vs SASRec: cannot be judged here, cl4srec missing."
 
@@ -142,6 +145,7 @@ def test_reference_grid_plots_and_gain_sentence():
     assert {("ref_collab", "ref_sasrec"), ("ref_collab_user", "ref_collab")} <= tested
     assert ("ref_duorec", "ref_sasrec") in grid.not_possible
     assert "of that gain remains without the user's own prefixes" in gain_sentence(grid, semantic, "toy")
+    assert gain_sentence(grid, semantic, "toy") == "toy: " + gain_sentence(grid, semantic)
     variants = ["ref_sasrec", "ref_collab", "ref_random"]
     bars = plot_means({"toy": grid}, variants).axes[0].patches
     expected = [matplotlib.colors.to_rgba(variant_colors(variants)[v]) for v in variants]
