@@ -310,6 +310,8 @@ def main(argv=None):
     commit = git_commit()
     gpus = torch.cuda.device_count() if args.device == "cuda" else 0
     threads = max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0
+    if threads:  # each worker compiles on its share of the cores too (inductor starts one process per core)
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(threads))
 
     jobs = []
     for dataset in args.dataset:
@@ -319,9 +321,10 @@ def main(argv=None):
             ds, name = ds.training_tail(args.train_last), f"{name}-last{args.train_last}"
         tables = check_tables(dataset, ds.artefact_dir, args.variants)
         check_same_data(out, name, ds.content_hash()[:12])
-        for variant in args.variants:
-            for max_len in args.max_len:
-                for seed in args.seeds:
+        # seed-major: a later seed's compiled step is then read from the compile cache, not compiled again
+        for seed in args.seeds:
+            for variant in args.variants:
+                for max_len in args.max_len:
                     device = f"cuda:{len(jobs) % gpus}" if gpus > 1 else args.device
                     jobs.append(dict(dataset=dataset, name=name, load_kwargs=kwargs, variant=variant, seed=seed,
                                      max_len=max_len, device=device, compile=args.compile,
