@@ -127,8 +127,7 @@ pd.set_option("display.max_colwidth", 120)
 results_dir = Path(RESULTS_DIR) if RESULTS_DIR else paths.RESULTS
 files = {name: (results_dir / f"{name}.csv", results_dir / f"{name}_ranks.npz") for name in REGIMES.split(",")}
 regime_runs = {name: E.load_results(csv) for name, (csv, _) in files.items() if csv.exists()}
-regime_runs = {name: runs_ for name, runs_ in regime_runs.items()
-               if (runs_["variant"].str.startswith("ref_") & (runs_["max_len"] == MAX_LEN)).any()}
+regime_runs = {name: runs_ for name, runs_ in regime_runs.items() if len(report.reference_rows(runs_, MAX_LEN))}
 print("regimes left out (no results file, or no reference-preset runs at this window):",
       ", ".join(name for name in files if name not in regime_runs) or "none")
 regime_ranks = {name: E.load_ranks(files[name][1]) for name in regime_runs}

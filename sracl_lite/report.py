@@ -196,12 +196,17 @@ def variant_colors(names) -> dict:
     return {v: "black" if v in ("sasrec", "ref_sasrec") else palette[others.index(v)] for v in names}
 
 
+def reference_rows(runs: pd.DataFrame, max_len: int = 20) -> pd.DataFrame:
+    """The reference-preset rows (variants `ref_*`) of one results file at one window."""
+    return runs[runs["variant"].str.startswith("ref_") & (runs["max_len"] == max_len)]
+
+
 def reference_grid(runs: pd.DataFrame, ranks: dict, max_len: int = 20, metric: str = "NDCG@20",
                    level: float = 0.05) -> tuple:
     """(RunGrid of one results file's reference-preset rows with the decomposition pairs, its semantic
     variant, the cosine variant chosen on validation): the semantic variant is ref_llm where the items
     have text, else ref_collab; pairs whose runs are missing land in the grid's `not_possible`."""
-    reference = runs[runs["variant"].str.startswith("ref_") & (runs["max_len"] == max_len)]
+    reference = reference_rows(runs, max_len)
     semantic = "ref_llm" if (reference["variant"] == "ref_llm").any() else "ref_collab"
     cosine = chosen_on_validation(reference, [v for v in VARIANTS if v.startswith("ref_llm_cos")])
     grid = RunGrid(reference, ranks, max_len, reference_comparisons(semantic, cosine), metric, level)
