@@ -61,7 +61,8 @@ SEED = param("seed", 2024)
 SEMANTIC_TABLES = param("semantic_tables", "llm_text")  # notebook 03's: llm_text, template_text, mean_of_items, ...
 ALPHA = param("alpha", 0.1)           # weight of the cross-sequence loss (reference 0.1)
 K = param("k", 10)                    # retrieved neighbours per anchor (reference 10)
-REFERENCE_EPOCHS = param("reference_epochs", 2)  # section 9's short CPU run of the reference preset
+REFERENCE_EPOCHS = param("reference_epochs", 2)  # section 9's short CPU run of the reference preset ...
+REFERENCE_PREFIXES = param("reference_prefixes", 4096)  # ... on this many seeded training prefixes
 
 # %% [markdown]
 # ## 1. The semantic tables
@@ -348,7 +349,8 @@ print(f"Spearman correlation of a pool entry's candidate score with its sequence
 # %%
 # All B x k candidate rows are encoded, as the authors do; on the CPU profile a short run.
 reference = experiments.profile_config(PROFILE, "reference", k=K, seed=SEED, device=DEVICE, unique_candidates=False,
-                                    **({"epochs": REFERENCE_EPOCHS} if PROFILE == "cpu" else {}))
+                                    **({"epochs": REFERENCE_EPOCHS, "max_train_prefixes": REFERENCE_PREFIXES}
+                                       if PROFILE == "cpu" else {}))
 changed = {name: (getattr(config, name), getattr(reference, name))
            for name in ("pool_match", "cross_loss", "synth_init", "exclude_history", "early_stop", "beta")}
 print(pd.DataFrame(changed, index=["this notebook", "reference"]).T.to_string())
@@ -386,8 +388,9 @@ print(f"{same_user:.1%} of the neighbours are the anchor user's own prefixes; {i
 
 # %%
 ref_trainer = training.Trainer(ds, reference, prefix_tables)
-ref_seqs, *_ = ref_trainer.batch(batch)
-B = len(batch)
+ref_batch = torch.randperm(ref_trainer.n_train, generator=torch.Generator().manual_seed(SEED))[:reference.batch_size]
+ref_seqs, *_ = ref_trainer.batch(ref_batch.to(ref_trainer.device))
+B = len(ref_batch)
 print(f"encoder input {tuple(ref_seqs.shape)} = {B} anchors + {B} second pass + {B} x {K} candidates + 2 x {B} views")
 start_weights = diagnostics.candidate_weights(ref_trainer.synthesizer, prefix_emb, prefix_tables.pool_neighbors)
 simcse_scale = diagnostics.candidate_weights(ref_trainer.synthesizer, 25 * prefix_emb, prefix_tables.pool_neighbors)
@@ -410,9 +413,11 @@ print(f"reference init, median normalised entropy of the weights: {share(start_w
 # those stand-in tables and these, the synthesizer is a plain mean of the k neighbours in practice;
 # whether LLM text per prefix changes that is open.
 #
-# A short run of the preset (on the CPU profile `REFERENCE_EPOCHS` epochs: each step encodes 15
-# sequences a sample, three times this notebook's). Its metrics rank all items (the authors'
-# protocol); the second line is the same model under ours.
+# A short run of the preset: on the CPU profile `REFERENCE_EPOCHS` epochs over `REFERENCE_PREFIXES`
+# seeded training prefixes, a quarter of the branch's above, since each step encodes 15 sequences a
+# sample, three times this notebook's. Its metrics rank all items (the authors'
+# protocol); the second line is the same model under ours. After so few steps they show that the
+# preset trains, not what it reaches: notebook 07 compares fully trained runs.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -479,7 +484,7 @@ assert len(ref_seqs) == B * (2 + K + 2)
 expect(same_user > 0.5, "most per-prefix neighbours are the anchor's own user's other prefixes")
 assert ref_result.history[0]["cross"] > 0 and ref_result.history[0]["intra"] > 0
 REFERENCE_STORED = {"same user": 0.965, "holds next": 0.494, "some holds next": 0.980,
-                    "reference HR@10": 0.0445, "reference NDCG@10": 0.0195, "reference MRR": 0.0195}
+                    "reference HR@10": 0.0233, "reference NDCG@10": 0.0094, "reference MRR": 0.0109}
 check_stored({"same user": same_user, "holds next": holds_next.mean(), "some holds next": holds_next.any(1).mean(),
               **{f"reference {m}": ref_result.test[m] for m in ("HR@10", "NDCG@10", "MRR")}},
              REFERENCE_STORED, tol=0.005)

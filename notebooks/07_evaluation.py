@@ -202,7 +202,8 @@ if regimes:
 columns = ["A", "B", "n_seeds_a", "n_seeds_b", "mean_a", "mean_b", "rel_change_%", "ci_low", "ci_high",
            "wilcoxon_p", "holm_p"]
 tests = report.regime_tests(regimes)
-report.pairs_in(tests, {(s, "ref_sasrec") for s in sources})[["dataset"] + columns].round(4)
+q1_tests = report.pairs_in(tests, {(s, "ref_sasrec") for s in sources})
+q1_tests[["dataset"] + columns].round(4)
 
 # %%
 for name, (grid, semantic, _) in regimes.items():
@@ -248,7 +249,7 @@ for name, (grid, semantic, _) in regimes.items():
 #   DuoRec, whose positive is another training prefix with the same next item.
 
 # %%
-q3 = report.pairs_in(tests, {(a, b) for a, b in zip(tests["A"], tests["B"])} - {(s, "ref_sasrec") for s in sources})
+q3 = tests.drop(q1_tests.index)   # every tested pair that is not question 1's
 q3[["dataset", "question"] + columns].round(4)
 
 # %%
@@ -283,7 +284,7 @@ for name, (grid, semantic, cosine) in regimes.items():
 csv_path, ranks_path = results_dir / f"{DATASET}.csv", results_dir / f"{DATASET}_ranks.npz"
 all_runs = E.load_results(csv_path)
 ranks = E.load_ranks(ranks_path)
-runs = all_runs[(all_runs["max_len"] == MAX_LEN) & ~all_runs["variant"].str.startswith("ref_")].copy()
+runs = all_runs[(all_runs["max_len"] == MAX_LEN) & ~all_runs["variant"].map(report.is_reference)].copy()
 if runs.empty:
     raise ValueError(f"{csv_path.name} has no default-preset runs with max_len={MAX_LEN}; it has max_len "
                      f"{sorted(all_runs['max_len'].unique())} (set SRACL_MAX_LEN)")
@@ -326,7 +327,7 @@ else:
 # %%
 summary = E.summary_table(runs)
 registry = pd.DataFrame(experiments.VARIANTS).T[["role", "description"]]
-default_variants = [v for v in experiments.VARIANTS if not v.startswith("ref_")]   # Part I has the others
+default_variants = [v for v in experiments.VARIANTS if not report.is_reference(v)]   # Part I has the others
 names = E.variant_order(default_variants + list(summary.index))
 summary = summary.reindex(names)
 table = registry.reindex(names).join(summary["n_seeds"].fillna(0).astype(int)).join(E.mean_std_text(summary))

@@ -22,7 +22,8 @@ NOTEBOOK_PARAMETERS = {
     "alpha", "batch_size", "beauty", "beta", "dataset", "device", "dtype", "encoder", "generate_all",
     "interactions", "items", "k", "length_edges", "level", "max_len", "metric", "min_item_interactions",
     "min_user_interactions", "model",
-    "n_live", "n_probes", "prefix_users", "profile", "profile_dir", "reference_epochs", "regimes", "results_dir",
+    "n_live", "n_probes", "prefix_users", "profile", "profile_dir", "reference_epochs",
+    "reference_prefixes", "regimes", "results_dir",
     "seed",
     "semantic_tables", "sub_prob"}
 OTHER_VARIABLES = {"data_dir", "repo_url", "git_commit"}

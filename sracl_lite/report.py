@@ -196,9 +196,15 @@ def variant_colors(names) -> dict:
     return {v: "black" if v in ("sasrec", "ref_sasrec") else palette[others.index(v)] for v in names}
 
 
+def is_reference(variant: str) -> bool:
+    """Whether a variant runs the reference preset (`ref_*`): the rule that splits a results file's
+    rows between notebook 07's Part I (these) and Part II (the others)."""
+    return variant.startswith("ref_")
+
+
 def reference_rows(runs: pd.DataFrame, max_len: int = 20) -> pd.DataFrame:
-    """The reference-preset rows (variants `ref_*`) of one results file at one window."""
-    return runs[runs["variant"].str.startswith("ref_") & (runs["max_len"] == max_len)]
+    """The reference-preset rows of one results file at one window."""
+    return runs[runs["variant"].map(is_reference) & (runs["max_len"] == max_len)]
 
 
 def reference_grid(runs: pd.DataFrame, ranks: dict, max_len: int = 20, metric: str = "NDCG@20",

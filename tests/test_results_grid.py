@@ -119,3 +119,15 @@ def test_reference_variants_on_ids_with_tables_built_from_interactions(grid, ids
     sparse = pd.read_csv(out / "toy-ids-last3.csv")
     assert set(sparse["variant"]) == {"sasrec", "ref_collab"}
     assert (sparse["data_hash"] != rows["data_hash"].iloc[0]).all()
+
+
+def test_jobs_run_seed_major_and_workers_share_the_compile_threads(grid, ids_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_COMPILE_THREADS", "")   # recorded, so that the test leaves it as it was
+    monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS")
+    monkeypatch.setattr(grid.os, "cpu_count", lambda: 8)
+    assert run(grid, ids_file, tmp_path / "results", "--variants", "sasrec", "gru4rec", "--seeds", "1", "2",
+               "--workers", "4", "--dry-run") == 0
+    listed = [line.split()[1:4] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert listed == [["sasrec", "max_len=20", "seed=1"], ["gru4rec", "max_len=20", "seed=1"],
+                      ["sasrec", "max_len=20", "seed=2"], ["gru4rec", "max_len=20", "seed=2"]]
+    assert grid.os.environ["TORCHINDUCTOR_COMPILE_THREADS"] == "2"   # 8 cores over 4 workers
