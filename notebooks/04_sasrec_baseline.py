@@ -119,7 +119,10 @@ print(f"\nthis run: profile {PROFILE!r}")
 # 3. **Representation.** The output at the last position summarises the whole sequence.
 #
 # Everything is batched: `encode_all` builds the (B, L, L) attention mask from the causal
-# triangle and the non-padding positions, and every block runs on the whole batch.
+# triangle and the non-padding positions, and every block runs on the whole batch. Its item rows
+# come from `embed_items`: $E[i_t]$ for real items and zeros for padding, as `nn.Embedding` with
+# `padding_idx=0` gives, but read from spare zero rows so that a GPU's backward pass does not pile
+# every padding position's gradient onto row 0 (the Speed section of the README says why that matters).
 
 # %%
 print(inspect.getsource(model_module.SASRec.encode_all))

@@ -70,10 +70,10 @@ class TrainConfig:
                                     # reference's dot-product InfoNCE (temperature 1) 4 of 6 bf16 runs
                                     # of SRA-CL on ML-100K diverged to NaN, and a 64-wide model gains
                                     # little from it (benchmarks/train_speed.py measures both)
-    compile: Optional[str] = None   # torch.compile mode of the step's losses: fused kernels after 20-35 s of
-                                    # compiling; SASRec only, CUDA only. "default" with cuda_graph is the
-                                    # fastest measured (README, Speed); "reduce-overhead" graphs only the
-                                    # forward and backward passes
+    compile: Optional[str] = None   # torch.compile mode of the step's losses (combo kernels on): fused
+                                    # kernels after 30-40 s of compiling; SASRec only, CUDA only. "default"
+                                    # with cuda_graph is the fastest measured (README, Speed);
+                                    # "reduce-overhead" graphs only the forward and backward passes
     cuda_graph: bool = False        # capture the whole step (gathers, augmentations, encoder, losses, backward,
                                     # Adam) as one CUDA graph and replay it per batch: the CPU no longer paces
                                     # the GPU (sracl_lite/step_graph.py). CUDA only; combines with compile

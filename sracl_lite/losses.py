@@ -109,10 +109,12 @@ class SampleSynthesizer(nn.Module):
         B, k, _ = cand_sem.shape
         if self.mode == "uniform":
             return cand_sem.new_full((B, k), 1.0 / k)
-        H = self.hidden
-        anchor_part = self.project(anchor_sem) @ self.attn[:H]                  # (B,)
-        cand_part = self.project(cand_sem) @ self.attn[H:]                      # (B, k)
-        # a^T [Ws ; Ws_j] splits into an anchor term and a candidate term
+        H, W = self.hidden, self.project.weight                                 # W: (hidden, text_dim)
+        # a^T [Ws ; Ws_j] splits into an anchor term and a candidate term, each computed as
+        # s . (W^T a_part): the same numbers as projecting every s to `hidden` first, with one
+        # text_dim-long vector instead of B (k + 1) projections
+        anchor_part = anchor_sem @ (self.attn[:H] @ W)                          # (B,)
+        cand_part = cand_sem @ (self.attn[H:] @ W)                              # (B, k)
         logits = F.leaky_relu(anchor_part[:, None] + cand_part, 0.2)            # (B, k)
         w = torch.softmax(logits.float(), dim=-1)
         return F.dropout(w, self.dropout, self.training)

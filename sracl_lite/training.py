@@ -128,7 +128,10 @@ class Trainer:
             for table in (self.inputs, self.targets, *(getattr(self, n) for n in TABLE_NAMES if hasattr(self, n)),
                           *getattr(self, "target_groups", {}).values()):
                 torch._dynamo.mark_static_address(table)
-            self.step_losses = torch.compile(self._step_losses, mode=config.compile, dynamic=False)
+            # combo kernels: inductor runs independent small kernels as one launch (Beauty epochs 3% faster,
+            # measured before SequenceEncoder.embed_items)
+            options = {**torch._inductor.list_mode_options(config.compile), "combo_kernels": True}
+            self.step_losses = torch.compile(self._step_losses, options=options, dynamic=False)
         self.loss_sums = torch.zeros(4, device=device)  # per epoch, summed on the device (no host sync)
         self.full_batch_step = CapturedStep(self.train_step) if config.cuda_graph else self.train_step
 

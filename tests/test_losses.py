@@ -51,6 +51,18 @@ def test_synthesizer_weights_are_a_distribution_before_dropout():
     assert torch.allclose(dropped[kept], 2 * w[kept], atol=1e-6)
 
 
+def test_synthesizer_weights_follow_the_projected_formula():
+    # softmax_j LeakyReLU(a^T [W s ; W s_j]), written out with the projections made first
+    torch.manual_seed(0)
+    synth = SampleSynthesizer(text_dim=12, hidden=8, dropout=0.5).eval()
+    synth.attn.data.normal_(0, 1.0)
+    anchor, cand = torch.randn(5, 12), torch.randn(5, 4, 12)
+    Ws, Wsj = synth.project(anchor), synth.project(cand)                         # (5, 8), (5, 4, 8)
+    pairs = torch.cat([Ws[:, None].expand(-1, 4, -1), Wsj], dim=-1)               # (5, 4, 16)
+    expected = torch.softmax(torch.nn.functional.leaky_relu(pairs @ synth.attn, 0.2), dim=-1)
+    torch.testing.assert_close(synth.weights(anchor, cand), expected)
+
+
 def test_synthesizer_mixes_candidates_and_learns():
     torch.manual_seed(0)
     synth = SampleSynthesizer(text_dim=6, hidden=4, dropout=0.0).train()

@@ -40,6 +40,20 @@ def test_sasrec_encode_is_the_last_position_of_encode_all():
     assert model.blocks[0].ffn_in.weight.grad.abs().sum() > 0
 
 
+def test_embed_items_matches_a_padding_idx_lookup_in_values_and_gradients():
+    # padding reads spare zero rows instead of row 0: the same vectors, the same table gradient
+    model = tiny()
+    x = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 3], [0, 0, 0, 0, 0, 0, 0, 9], [1, 2, 3, 4, 5, 6, 7, 8]])
+    upstream = torch.randn(3, MAX_LEN, 16)
+    spread = model.embed_items(x, x > 0)
+    plain = model.item_emb(x)
+    torch.testing.assert_close(spread, plain, rtol=0, atol=0)
+    (spread_grad,) = torch.autograd.grad((spread * upstream).sum(), model.item_emb.weight)
+    (plain_grad,) = torch.autograd.grad((plain * upstream).sum(), model.item_emb.weight)
+    torch.testing.assert_close(spread_grad, plain_grad)
+    assert spread_grad[0].abs().sum() == 0 and spread_grad[3].abs().sum() > 0
+
+
 def test_sasrec_is_causal():
     model = tiny()
     x = left_pad([4, 9, 2, 7, 11], MAX_LEN)
