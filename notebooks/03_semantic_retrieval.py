@@ -31,7 +31,7 @@
 # - three leak-free checks of neighbour quality: shared categories, co-occurrence, and whether a
 #   neighbour holds the anchor's held-out next item.
 #
-# **Runtime**: about 2 min on a 2-core CPU the first time (encoding about 2,600 texts with
+# **Runtime**: about 3 min on a 2-core CPU the first time (encoding about 5,200 texts with
 # all-MiniLM-L6-v2), about 15 s afterwards (embeddings are cached); under a minute on a GPU.
 # Run notebooks 01 and 02 first. Without notebook 02's LLM answers this notebook still runs: it
 # compares the no-LLM sources only.

@@ -30,7 +30,7 @@
 # - the full objective L = L_rec + alpha L_cross + beta L_intra, computed with one encoder call;
 # - how SASRec, SASRec + cross-sequence CL and SRA-CL compare at the same budget.
 #
-# **Runtime**: about 3 min on a 2-core CPU with the CPU profile; the paper profile is a GPU job
+# **Runtime**: about 2 min on a 2-core CPU with the CPU profile; the paper profile is a GPU job
 # (a few minutes). Run notebooks 01, 03, 04 and 05 first.
 
 # %%
