@@ -61,12 +61,12 @@ def candidate_weights(synthesizer, pool_emb, pool_neighbors, chunk_size: int = 8
 
 
 def candidate_scores(synthesizer, pool_emb) -> np.ndarray:
-    """(P, d) -> (P,) each pool entry's score as a candidate, a_2^T W s_j: the term of the attention
-    logit that depends on the candidate alone. LeakyReLU and softmax are increasing, so this global
-    score orders the weights of every anchor's candidates (the anchor term cannot reorder them)."""
+    """(P, d) -> (P,) each pool entry's score as a candidate, a_2^T W s_j (SampleSynthesizer.candidate_term).
+    LeakyReLU and softmax are increasing, so this global score orders the weights of every anchor's
+    candidates (the anchor term cannot reorder them)."""
     emb = torch.as_tensor(np.asarray(pool_emb), dtype=torch.float32, device=synthesizer.attn.device)
     with torch.no_grad():
-        return (synthesizer.project(emb) @ synthesizer.attn[synthesizer.hidden:]).cpu().numpy()
+        return synthesizer.candidate_term(emb).cpu().numpy()
 
 
 def weight_entropy(weights) -> np.ndarray:

@@ -109,15 +109,17 @@ class SampleSynthesizer(nn.Module):
         B, k, _ = cand_sem.shape
         if self.mode == "uniform":
             return cand_sem.new_full((B, k), 1.0 / k)
-        H, W = self.hidden, self.project.weight                                 # W: (hidden, text_dim)
         # a^T [Ws ; Ws_j] splits into an anchor term and a candidate term, each computed as
         # s . (W^T a_part): the same numbers as projecting every s to `hidden` first, with one
         # text_dim-long vector instead of B (k + 1) projections
-        anchor_part = anchor_sem @ (self.attn[:H] @ W)                          # (B,)
-        cand_part = cand_sem @ (self.attn[H:] @ W)                              # (B, k)
-        logits = F.leaky_relu(anchor_part[:, None] + cand_part, 0.2)            # (B, k)
+        anchor_part = anchor_sem @ (self.attn[:self.hidden] @ self.project.weight)  # (B,)
+        logits = F.leaky_relu(anchor_part[:, None] + self.candidate_term(cand_sem), 0.2)  # (B, k)
         w = torch.softmax(logits.float(), dim=-1)
         return F.dropout(w, self.dropout, self.training)
+
+    def candidate_term(self, sem):
+        """(..., d) -> (...): a_2^T W s, the part of the attention logit that depends on the candidate alone."""
+        return sem @ (self.attn[self.hidden:] @ self.project.weight)            # W: (hidden, text_dim)
 
     def forward(self, anchor_sem, cand_sem, cand_reps):
         """(B, d), (B, k, d), (B, k, D) -> (B, D) synthesized positive."""

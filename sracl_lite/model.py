@@ -188,9 +188,13 @@ class TransformerBlock(nn.Module):
         feed-forward at the last position only (keys and values still cover every position)."""
         B, L, D = x.shape
         H = self.n_heads
-        q, k, v = self.qkv(x).view(B, L, 3, H, D // H).permute(2, 0, 3, 1, 4)  # each (B, H, L, D/H)
-        if last_only:
-            q, x, allowed = q[:, :, -1:], x[:, -1:], allowed[:, :, -1:]         # one query row
+        if last_only:  # keys and values at every position, the query at the last one only
+            W, b = self.qkv.weight, self.qkv.bias                               # rows: queries, keys, values
+            k, v = F.linear(x, W[D:], b[D:]).view(B, L, 2, H, D // H).permute(2, 0, 3, 1, 4)
+            x, allowed = x[:, -1:], allowed[:, :, -1:]                          # one query row
+            q = F.linear(x, W[:D], b[:D]).view(B, 1, H, D // H).transpose(1, 2)
+        else:
+            q, k, v = self.qkv(x).view(B, L, 3, H, D // H).permute(2, 0, 3, 1, 4)  # each (B, H, L, D/H)
         # Written out rather than F.scaled_dot_product_attention: at 20 positions its fused GPU
         # kernels (memory-efficient attention, with dropout) took a third of a training step's GPU
         # time, while these few small products compile into fused kernels (benchmarks/train_speed.py).

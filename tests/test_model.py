@@ -29,15 +29,21 @@ def test_shapes_and_padding_column(backbone):
 
 
 def test_sasrec_encode_is_the_last_position_of_encode_all():
-    # encode computes the last block at the last position only; nothing else may change
+    # encode computes the last block's query, attention and feed-forward at the last position
+    # only (keys and values from the query-free rows of its qkv weight); nothing else may change
     model = tiny()
     x = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 9]])
     torch.testing.assert_close(model.encode(x), model.encode_all(x)[:, -1], rtol=1e-5, atol=1e-6)
     assert model.encode_all(x, last_only=True).shape == (3, 1, 16)
-    # and gradients flow to the earlier positions' keys and values through the last query
-    model.train()
-    model.encode(x).sum().backward()
-    assert model.blocks[0].ffn_in.weight.grad.abs().sum() > 0
+    # and every parameter gets the same gradient, the qkv weight's query rows included
+    grads = []
+    for rep in (lambda: model.encode(x), lambda: model.encode_all(x)[:, -1]):
+        model.zero_grad()
+        (rep() * torch.linspace(-1, 1, 16)).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for name_param, short, full in zip(model.named_parameters(), *grads):
+        torch.testing.assert_close(short, full, rtol=1e-4, atol=1e-6, msg=name_param[0])
+    assert grads[0][[n for n, _ in model.named_parameters()].index("blocks.1.qkv.weight")][:16].abs().sum() > 0
 
 
 def test_embed_items_matches_a_padding_idx_lookup_in_values_and_gradients():
