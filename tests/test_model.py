@@ -40,10 +40,16 @@ def test_sasrec_encode_is_the_last_position_of_encode_all():
     for rep in (lambda: model.encode(x), lambda: model.encode_all(x)[:, -1]):
         model.zero_grad()
         (rep() * torch.linspace(-1, 1, 16)).sum().backward()
-        grads.append([p.grad.clone() for p in model.parameters()])
-    for name_param, short, full in zip(model.named_parameters(), *grads):
-        torch.testing.assert_close(short, full, rtol=1e-4, atol=1e-6, msg=name_param[0])
-    assert grads[0][[n for n, _ in model.named_parameters()].index("blocks.1.qkv.weight")][:16].abs().sum() > 0
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    short, full = grads
+    for name in short:
+        torch.testing.assert_close(short[name], full[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert short["blocks.1.qkv.weight"][:16].abs().sum() > 0                   # the last block's query rows
+    # gradients flow to the earlier positions' keys and values through the last query, in training too
+    model.train()
+    model.zero_grad()
+    model.encode(x).sum().backward()
+    assert model.blocks[0].ffn_in.weight.grad.abs().sum() > 0
 
 
 def test_embed_items_matches_a_padding_idx_lookup_in_values_and_gradients():
