@@ -217,11 +217,12 @@ def item_text_table(item_raw_ids, items: pd.DataFrame, name: str) -> pd.DataFram
     if items is None:
         items = pd.DataFrame({"item_id": item_raw_ids, "title": [f"item {i}" for i in item_raw_ids]})
     check_columns(items, ["item_id", "title"], f"{name} items")
+    source = items.attrs.get("source", f"{name} items")   # the items file, for data of your own
     items = items.drop_duplicates("item_id").set_index("item_id")
     missing = pd.Index(item_raw_ids).difference(items.index)
     if len(missing):
-        raise ValueError(f"{name} items: {len(missing)} interacted item ids have no row in the item "
-                         f"table (e.g. {list(missing[:5])}); add them to the items file")
+        raise ValueError(f"{source}: {len(missing)} interacted item ids have no row in the item table "
+                         f"(e.g. {list(missing[:5])}); add a row item_id,title for each to that file")
     table = items.loc[item_raw_ids]
     categories = table["categories"] if "categories" in table else pd.Series([[]] * len(table), index=table.index)
     titles = table["title"].fillna("").astype(str).str.strip()
@@ -245,7 +246,7 @@ def load_dataset(name: str, data_dir=None, rebuild: bool = False, allow_download
     """Load a processed dataset, building (and saving) it when no matching artefact exists.
 
     name: one of DATASET_NAMES, or a name of your own for CSV files given as interactions_path
-    and items_path (see read_csv_pair); the name keys every folder made from the data, so two
+    and items_path (see own_data.read_csv_pair); the name keys every folder made from the data, so two
     datasets of your own never share one. Raw files live under data_dir/raw (downloads land
     there), artefacts under data_dir/processed/<name>. data_dir defaults to $SRACL_DATA_DIR or
     the repository's data/ folder.

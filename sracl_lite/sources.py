@@ -2,7 +2,7 @@
 (notebook 01). data.py turns them into sequences, splits and artefacts.
 
 Built in: MovieLens-100K (offline from the recbole wheel), MovieLens-1M and Amazon 2014 5-core
-categories (downloaded), 'ids' files of "user item" lines; any other name is your own CSV pair.
+categories (downloaded), 'ids' files of "user item" lines; any other name is your own CSV pair (own_data.py).
 """
 import ast
 import gzip
@@ -216,76 +216,6 @@ def amazon_item(record: dict) -> dict:
                                    description=description)}
 
 
-def read_csv_pair(interactions_path, items_path):
-    """Local data: interactions CSV (user_id,item_id,timestamp) + items CSV (item_id,title,...).
-
-    Ids may be integers or text (Amazon's 'B00005N7P0'); they are re-indexed later and kept as
-    raw ids. Timestamps may be integer or float Unix seconds, or ISO-8601 dates. Extra item
-    columns become part of the item text; a 'categories' column is split on '|'.
-    """
-    frames = {}
-    for label, path, required in (("interactions", interactions_path, ["user_id", "item_id", "timestamp"]),
-                                  ("items", items_path, ["item_id", "title"])):
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: {label} file not found")
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{path}: empty file; expected a header {','.join(required)}") from None
-        except pd.errors.ParserError as error:
-            raise ValueError(f"{path}: not a well-formed CSV ({str(error).strip()}); put a field that holds commas, "
-                             'quotes or line breaks in double quotes and double the quotes inside it ("a ""b"", c")'
-                             ) from None
-        frame.columns = [str(c).strip() for c in frame.columns]
-        check_columns(frame, required, str(path))
-        if frame.empty:
-            raise ValueError(f"{path}: header only, no rows")
-        ids = ("user_id", "item_id") if label == "interactions" else ("item_id",)
-        for column in ids:
-            frame[column] = frame[column].str.strip()
-            empty = frame[column] == ""
-            if empty.any():
-                raise ValueError(f"{path}: column '{column}' is empty in {int(empty.sum())} rows (first: file line "
-                                 f"{int(np.flatnonzero(empty)[0]) + 2}); fill or drop those rows")
-        if label == "interactions":
-            frame["timestamp"] = parse_timestamps(frame["timestamp"], path)
-        frames[label] = frame
-    # Integer ids stay integers (so 9 sorts before 10); any other id makes both files' ids text.
-    for column, labels in (("user_id", ["interactions"]), ("item_id", ["interactions", "items"])):
-        numbers = [pd.to_numeric(frames[label][column], errors="coerce") for label in labels]
-        if all(n.notna().all() and (n >= 0).all() and (n == n.round()).all() for n in numbers):
-            for label, n in zip(labels, numbers):
-                frames[label][column] = n.astype(np.int64)
-    items = frames["items"]
-    extra = [c for c in items.columns if c not in ("item_id", "title", "categories")]
-    categories = (items["categories"].fillna("").astype(str).str.split("|").map(lambda c: [x for x in c if x])
-                  if "categories" in items else [[]] * len(items))
-    items = pd.DataFrame({
-        "item_id": items["item_id"], "title": items["title"].fillna("").astype(str), "categories": list(categories),
-        "text": [attribute_text(title=row["title"], categories=cats, **{c: row[c] for c in extra})
-                 for (_, row), cats in zip(items.iterrows(), categories)]})
-    return frames["interactions"], items, [Path(interactions_path), Path(items_path)]
-
-
-def parse_timestamps(values: pd.Series, path) -> pd.Series:
-    """Unix seconds (integer or float) or ISO-8601 dates -> float seconds; the first value that is
-    neither is an error naming its file line."""
-    text = values.str.strip()
-    seconds = pd.to_numeric(text, errors="coerce")
-    if seconds.notna().all():
-        return seconds.astype(np.float64)
-    dates = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    if dates.notna().all():
-        return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    # The form most values have decides which value is named as the wrong one.
-    wrong = seconds.isna() if seconds.notna().sum() >= dates.notna().sum() else dates.isna()
-    bad = int(np.flatnonzero(wrong)[0])
-    raise ValueError(f"{path}: column 'timestamp', file line {bad + 2}: {values.iloc[bad]!r} is neither Unix seconds "
-                     "nor an ISO-8601 date; use one form for the whole column, e.g. 1398902400 or "
-                     "2014-05-01T00:00:00Z")
-
-
 def check_dataset_name(name: str, interactions_path=None, items_path=None):
     """A built-in name without files, or a name of your own (it names folders) with both CSV files."""
     if name in DATASET_NAMES:
@@ -314,6 +244,7 @@ def read_source(name: str, data_dir=None, allow_download: bool = True, interacti
         return read_amazon(raw_dir, name, allow_download)
     if name == "ids":
         return read_id_pairs(interactions_path)
+    from .own_data import read_csv_pair   # own_data builds on this module's helpers
     return read_csv_pair(interactions_path, items_path)
 
 

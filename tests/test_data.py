@@ -185,6 +185,57 @@ def test_bad_inputs(tmp_path):
         load()
 
 
+def test_bad_own_files_name_the_file_and_the_fix(tmp_path, capsys):
+    inter, items = write_csv_pair(tmp_path, TIED_ROWS)
+    good_inter, good_items = inter.read_text(), items.read_text()
+
+    def load():
+        return load_dataset("toy", data_dir=tmp_path, interactions_path=inter, items_path=items,
+                            min_user_interactions=1, min_item_interactions=1)
+
+    items.write_bytes("item_id,title\n10,Caf\u00e9\n11,B\n12,C\n13,D\n14,E\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"items.csv: not UTF-8 text \(byte 0xe9 on file line 2\).*iconv -f cp1252"):
+        load()
+    items.write_text(good_items)
+    inter.write_text("user_id,item_id,timestamp\n1,10,1398902400\n1,11,2014-05-02\n1,12,1398902500\n")
+    with pytest.raises(ValueError, match=r"interactions.csv: column 'timestamp' mixes Unix seconds \(2 rows, first on "
+                                         r"file line 2: '1398902400'\) and ISO-8601 dates \(1 rows, first on file "
+                                         r"line 3: '2014-05-02'\); write the whole column in one form"):
+        load()
+    for value, line in (("12345678901234567890", 3), ("1398902400000", 3)):   # 20 digits; milliseconds
+        inter.write_text(f"user_id,item_id,timestamp\n1,10,1398902400\n1,11,{value}\n1,12,1398902500\n")
+        with pytest.raises(ValueError, match=rf"interactions.csv: column 'timestamp', file line {line}: '{value}' lies "
+                                             r"outside the years 1900-2100 \(1 such rows\); if the column holds "
+                                             r"milliseconds .*divide it by 1,000 or 1,000,000"):
+            load()
+    inter.write_text("user_id,item_id,timestamp\n1,10,2014-05-01\n1,11,1000-01-01\n1,12,2014-05-03\n")
+    with pytest.raises(ValueError, match=r"interactions.csv: column 'timestamp', file line 3: '1000-01-01' lies "
+                                         r"outside the years 1900-2100 \(1 such rows\); correct the date"):
+        load()
+    inter.write_text(good_inter)
+    items.write_text("item_id,title\n10,A\n11,B\n12,C\n13,D\n14,E\n11,B prime\n")
+    with pytest.raises(ValueError, match=r"items.csv: 1 item id\(s\) have rows that differ, e.g. item_id '11' on "
+                                         r"file lines 3, 7 \('B' vs 'B prime'\); keep one row per item"):
+        load()
+    items.write_text("item_id,title\n10,A\n11,B\n12,C\n13,D\n14,E\n11,B\n")    # the same row twice: one kept
+    assert load().n_items == 5
+    assert "items.csv: 1 repeated identical item rows dropped" in capsys.readouterr().out
+    items.write_text("item_id,title\n10,A\n11,B\n12,C\n13,D\n")                  # item 14 has no row
+    with pytest.raises(ValueError, match=r"items.csv: 1 interacted item ids have no row in the item table "
+                                         r"\(e.g. \[14\]\); add a row item_id,title for each to that file"):
+        load()
+
+
+def test_valid_oddities_of_own_files_load(tmp_path):
+    inter, items = write_csv_pair(tmp_path, TIED_ROWS)
+    rows = [(7, 13, -100), (7, 12, -50), (7, 14, 10), (8, 10, 1), (8, 11, 2), (8, 12, 3)]   # before 1970
+    inter.write_bytes(b"\xef\xbb\xbf" + "user_id, item_id, timestamp\n".encode()   # a byte-order mark, spaces
+                      + "".join(f"{u}, {i}, {t}\n" for u, i, t in rows).encode())
+    ds = load_dataset("toy", data_dir=tmp_path, interactions_path=inter, items_path=items,
+                      min_user_interactions=1, min_item_interactions=1)
+    assert ds.n_users == 2 and ds.titles(ds.train_sequences[0]) == ["Title 13"]
+
+
 def test_duplicates_and_short_users_are_counted(tmp_path):
     rows = [(1, 1, 1), (1, 2, 2), (1, 1, 3), (1, 3, 4), (1, 4, 5),  # item 1 repeated: first kept
             (2, 1, 1), (2, 2, 2)]                                     # only 2 interactions: dropped
@@ -279,3 +330,12 @@ def test_two_csv_datasets_keep_separate_artefacts(tmp_path):
     assert again.content_hash() == a.content_hash()
     with pytest.raises(ValueError, match="names folders"):
         load_dataset("../x", **files(shop), **kw)
+
+
+def test_dates_beyond_nanosecond_timestamps_still_parse():
+    # pandas 2 holds only years 1677-2262 and raises for the whole column; its fallback parses each value
+    from sracl_lite.own_data import iso_seconds
+    assert iso_seconds("2014-05-01T00:00:00Z") == 1398902400.0
+    assert iso_seconds("2014-05-01T01:00:00+01:00") == 1398902400.0
+    assert iso_seconds("1000-01-01") == pd.Timestamp("1000-01-01", tz="UTC").as_unit("s").timestamp()
+    assert np.isnan(iso_seconds("yesterday")) and np.isnan(iso_seconds(np.nan))
