@@ -4,9 +4,14 @@ Each run appends (or replaces) one row of results/<dataset>.csv: every metric on
 test, best epoch, epochs run, training seconds, the settings, and where it ran (command, git
 commit, python/torch versions, device, date). Per-user test ranks go to
 results/<dataset>_ranks.npz (keys `<variant>/max_len<L>/seed<k>`) for paired tests and the
-sparsity view. A row is identified by (variant, max_len, seed): re-running some runs replaces
-those rows and keeps all others. Variants are defined in sracl_lite/experiments.py (VARIANTS),
-profiles in sracl_lite/experiments.py (PROFILES, shared with notebooks 04-06).
+sparsity view. A row is identified by (variant, max_len, seed) and records a hash of what the run
+computes (`settings_hash`: its settings, data and tables). A command run again skips the runs
+recorded with the same hash (--force trains them again) and trains the rest, replacing rows of
+other settings and keeping all others. Each run is recorded whole when it ends; until then its
+training state after every epoch sits in <out>/.unfinished/, so a killed command, run again,
+resumes its interrupted runs from their last epoch. Variants are defined in
+sracl_lite/experiments.py (VARIANTS), profiles in sracl_lite/experiments.py (PROFILES, shared
+with notebooks 04-06).
 
 Examples (from the repository root; results/README.md lists the exact grid commands):
     .venv/bin/python scripts/results_grid.py --variants sasrec cl4srec --seeds 1 2 --profile cpu
@@ -20,6 +25,8 @@ import concurrent.futures as futures
 import dataclasses
 import datetime
 import fcntl
+import hashlib
+import json
 import multiprocessing
 import os
 import platform
@@ -81,6 +88,8 @@ def parse_args(argv):
     parser.add_argument("--bf16", action="store_true",
                         help="bf16 autocast on CUDA (default float32; bf16 made SRA-CL runs diverge)")
     parser.add_argument("--out", default=str(ROOT / "results"), help="folder of the CSV and ranks files")
+    parser.add_argument("--force", action="store_true",
+                        help="train runs again that are already recorded with the same settings (skipped otherwise)")
     parser.add_argument("--dry-run", action="store_true", help="check inputs and list the runs, train nothing")
     args = parser.parse_args(argv)
     if args.variants == ["all"]:
@@ -171,12 +180,32 @@ def device_name(device) -> str:
     return f"{cpu_name()}, {torch.get_num_threads()} CPU thread(s)"
 
 
+def train_config(job: dict, device):
+    """The run's TrainConfig: the variant's preset and settings on the profile's budget."""
+    from sracl_lite.experiments import TrainConfig
+    from sracl_lite.model import ModelConfig
+
+    settings = dict(VARIANTS[job["variant"]]["config"])
+    backbone = settings.pop("backbone", "sasrec")
+    preset = dict(PRESETS[settings.pop("preset", "default")])   # the reference's method settings, or ours
+    model = ModelConfig(**{**preset.pop("model", {}), "backbone": backbone})
+    return TrainConfig(**{**preset, **job["profile_settings"], **settings, "model": model, "max_len": job["max_len"],
+                          "seed": job["seed"], "device": str(device), "bf16": job["bf16"], "progress": job["progress"]})
+
+
+def settings_hash(job: dict, data_hash: str) -> str:
+    """What a run computes, as 12 hex digits: its computed settings, the data and the tables' bytes.
+    A recorded row with the same key and hash is this run already done (main skips it)."""
+    settings = train_config(job, "cpu").computed_settings()
+    settings.update(data_hash=data_hash, train_last=job["train_last"],
+                    tables_sha256=file_sha256(job["tables_path"]) if job["tables_path"] else None)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def run_one(job: dict):
     """Train one (dataset, variant, seed, max_len) run; returns (CSV row, test ranks). Runs in a worker."""
     import torch
     from sracl_lite.data import load_dataset
-    from sracl_lite.experiments import TrainConfig
-    from sracl_lite.model import ModelConfig
     from sracl_lite.semantic import SemanticTables
     from sracl_lite.model import resolve_device
     from sracl_lite.training import Trainer
@@ -188,18 +217,13 @@ def run_one(job: dict):
     if job["train_last"]:
         ds = ds.training_tail(job["train_last"])
     spec = VARIANTS[job["variant"]]
-    settings = dict(spec["config"])
-    backbone = settings.pop("backbone", "sasrec")
-    preset = dict(PRESETS[settings.pop("preset", "default")])   # the reference's method settings, or ours
-    model = ModelConfig(**{**preset.pop("model", {}), "backbone": backbone})
     device = resolve_device(job["device"])
     if device.type == "cuda":
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)  # this process's own GPU; CUDA graphs and caches stay on it
-    config = TrainConfig(**{**preset, **job["profile_settings"], **settings, "model": model, "max_len": job["max_len"],
-                            "seed": job["seed"], "device": str(device), "bf16": job["bf16"],
-                            "progress": job["progress"]})
+    config = train_config(job, device)
+    backbone = config.model.backbone
     # --cuda-graph and --compile apply to the runs that can take them (TrainConfig.*_obstacle); the rest run eager
     if job["cuda_graph"] and config.cuda_graph_obstacle(device.type) is None:
         config = dataclasses.replace(config, cuda_graph=True)
@@ -210,7 +234,7 @@ def run_one(job: dict):
         tables = SemanticTables.load(job["tables_path"])
         tables.check_fits(ds.n_users, ds.n_items)
     trainer = Trainer(ds, config, tables)
-    result = trainer.fit()
+    result = trainer.fit(state_path=job["state_path"])   # a run killed before resumes from its last epoch
 
     row = {"dataset": job["name"], "variant": job["variant"], "max_len": job["max_len"], "seed": job["seed"],
            "role": spec["role"], "description": spec["description"], "backbone": backbone,
@@ -223,7 +247,7 @@ def run_one(job: dict):
            "valid_metric": config.valid_metric, "exclude_history": config.exclude_history,
            "cross_loss": config.cross_loss if config.alpha > 0 else "off", "synth_init": config.synth_init,
            "pool_match": config.pool_match, "early_stop": config.early_stop,
-           "similarity": config.similarity, "temperature": config.temperature}
+           "similarity": config.similarity, "temperature": config.temperature, "settings_hash": job["settings_hash"]}
     row.update({f"valid_{m}": result.valid[m] for m in metric_names()})
     row.update({f"test_{m}": result.test[m] for m in metric_names()})
     row.update({"best_epoch": result.best_epoch, "epochs_run": len(result.history),
@@ -291,6 +315,26 @@ def check_same_data(out: Path, name: str, data_hash: str):
                              f"now {data_hash}); move that file away or use --out")
 
 
+def already_recorded(out: Path, job: dict, force: bool) -> bool:
+    """True (and says so) when <out>/<name>.csv holds this run with the same settings hash and --force
+    is not given; a row of the same key with other settings, or without a hash, is trained again."""
+    csv_path = out / f"{job['name']}.csv"
+    if not csv_path.exists():
+        return False
+    rows = pd.read_csv(csv_path)
+    rows = rows[(rows.variant == job["variant"]) & (rows.max_len == job["max_len"]) & (rows.seed == job["seed"])]
+    if rows.empty:
+        return False
+    run = f"{job['name']} {job['variant']} max_len={job['max_len']} seed={job['seed']}"
+    same = "settings_hash" in rows and (rows["settings_hash"].astype(str) == job["settings_hash"]).any()
+    if same and not force:
+        print(f"skipped {run}: recorded with the same settings ({job['settings_hash']}); --force trains it again")
+        return True
+    why = "--force" if same else "its recorded row has other settings, or none recorded"
+    print(f"again {run}: {why}; the new run replaces the row")
+    return False
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -320,7 +364,8 @@ def main(argv=None):
         if args.train_last:
             ds, name = ds.training_tail(args.train_last), f"{name}-last{args.train_last}"
         tables = check_tables(dataset, ds.artefact_dir, args.variants)
-        check_same_data(out, name, ds.content_hash()[:12])
+        data_hash = ds.content_hash()[:12]
+        check_same_data(out, name, data_hash)
         # seed-major: a later seed's compiled step is then read from the compile cache, not compiled again
         for seed in args.seeds:
             for variant in args.variants:
@@ -332,7 +377,11 @@ def main(argv=None):
                                      profile=profile, profile_settings=settings, tables_path=str(tables[variant] or ""),
                                      threads=threads, progress=args.workers == 1, git_commit=commit,
                                      command=command))
-    print(f"{len(jobs)} runs, profile {profile} {settings}, {args.workers} worker(s), results in {out}")
+                    jobs[-1]["settings_hash"] = settings_hash(jobs[-1], data_hash)
+                    jobs[-1]["state_path"] = str(out / ".unfinished" / name / (
+                        f"{variant}-max_len{max_len}-seed{seed}-{jobs[-1]['settings_hash']}.pt"))
+    jobs = [job for job in jobs if not already_recorded(out, job, args.force)]
+    print(f"{len(jobs)} runs to train, profile {profile} {settings}, {args.workers} worker(s), results in {out}")
     if args.dry_run:
         for job in jobs:
             print(f"  {job['name']} {job['variant']} max_len={job['max_len']} seed={job['seed']} on {job['device']}")
@@ -349,6 +398,7 @@ def main(argv=None):
                   f"{traceback.format_exc()}", file=sys.stderr, flush=True)
             return
         record(out, job["name"], row, test_ranks)
+        Path(job["state_path"]).unlink(missing_ok=True)   # recorded: the run is done and needs no resuming
         print(f"[{len(done) + 1}/{len(jobs)}] {row['dataset']} {row['variant']} max_len={row['max_len']} "
               f"seed={row['seed']}: test NDCG@20 {row['test_NDCG@20']:.4f} HR@20 {row['test_HR@20']:.4f} "
               f"(best epoch {row['best_epoch']}/{row['epochs_run']}, {row['train_seconds']:.0f} s)", flush=True)

@@ -1,7 +1,7 @@
 """What a run is: its settings (TrainConfig), the run profiles and method presets that notebooks
 04-06 share, and the named variants and comparisons of the results grid (notebook 07).
 """
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from .losses import SYNTHESIZER_INITS, SYNTHESIZER_MODES
@@ -22,6 +22,11 @@ SIMILARITIES = ("dot", "cosine")
 
 
 EARLY_STOPS = ("strict", "recbole")
+
+
+# TrainConfig fields that change how a run executes, not what it computes (a captured or compiled
+# step gives the eager step's numbers within float tolerance: benchmarks/cuda_graph_check.py).
+EXECUTION_FIELDS = ("device", "cuda_graph", "compile", "checkpoint", "progress", "eval_batch_size")
 
 
 @dataclass
@@ -139,6 +144,11 @@ class TrainConfig:
         if device_type is not None and device_type != "cuda":
             return "CUDA graphs need a CUDA device; on CPU leave cuda_graph False"
         return None
+
+    def computed_settings(self) -> dict:
+        """The settings that decide what a run computes, without those that decide only where and how
+        fast it runs or what it shows: two runs with equal computed settings are the same run."""
+        return {k: v for k, v in asdict(self).items() if k not in EXECUTION_FIELDS}
 
     @property
     def uses_intra(self) -> bool:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .checkpoints import CHECKPOINT_FORMAT
+from .checkpoints import CHECKPOINT_FORMAT, load_training_state, save_training_state
 from .experiments import TrainConfig
 from .losses import (SampleSynthesizer, cl4srec_augment, info_nce, nt_xent, same_target_groups, same_target_partner,
                      semantic_substitute)
@@ -282,14 +282,26 @@ class Trainer:
         if self.synthesizer is not None and state.get("synthesizer") is not None:
             self.synthesizer.load_state_dict(state["synthesizer"])
 
-    def fit(self) -> TrainResult:
-        """Train with early stopping on validation, then score test with the best state."""
+    def fit(self, state_path=None) -> TrainResult:
+        """Train with early stopping on validation, then score test with the best state.
+
+        state_path: a file that receives the whole training state after every epoch; when it
+        exists, training resumes from it, so a killed run ends as it would have without the kill."""
         config = self.config
-        history, best, best_epoch, best_state, train_seconds = [], -1.0, 0, None, 0.0
-        bar = tqdm(range(config.epochs), desc=f"{self.ds.name} {config.model.backbone}", disable=not config.progress)
+        run = {"history": [], "best": -1.0, "best_epoch": 0, "best_state": None, "train_seconds": 0.0}
+        data_hash = self.ds.content_hash() if state_path else None
+        if state_path and Path(state_path).exists():
+            run = load_training_state(state_path, self, data_hash)
+        history = run["history"]
+        bar = tqdm(range(self.epoch, config.epochs), desc=f"{self.ds.name} {config.model.backbone}",
+                   disable=not config.progress)
         for _ in bar:
+            waited = self.epoch - run["best_epoch"]
+            if run["best_state"] is not None and (waited > config.patience if config.early_stop == "recbole"
+                                                  else waited >= config.patience):
+                break
             record = self.train_epoch(progress=config.progress)
-            train_seconds += record["train_seconds"]
+            run["train_seconds"] += record["train_seconds"]
             epoch = record["epoch"]
             if epoch % config.eval_every == 0 or epoch == config.epochs:
                 start = time.perf_counter()
@@ -298,25 +310,23 @@ class Trainer:
                 score = metrics[config.valid_metric]
                 if config.early_stop == "recbole":
                     score = round(score, 4)
-                if score > best or (config.early_stop == "recbole" and score == best):
-                    best, best_epoch, best_state = score, epoch, self.state()
+                if score > run["best"] or (config.early_stop == "recbole" and score == run["best"]):
+                    run.update(best=score, best_epoch=epoch, best_state=self.state())
                     if config.checkpoint:
                         self.save_checkpoint(config.checkpoint, metrics)
                 shown = {config.valid_metric: f"{metrics[config.valid_metric]:.4f}"}
-                bar.set_postfix(loss=f"{record['loss']:.3f}", **shown, best=best_epoch)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", **shown, best=run["best_epoch"])
             history.append(record)
-            waited = epoch - best_epoch
-            if best_state is not None and (waited > config.patience if config.early_stop == "recbole"
-                                           else waited >= config.patience):
-                break
+            if state_path:
+                save_training_state(state_path, self, run, data_hash)
         bar.close()
-        self.load_state(best_state)
+        self.load_state(run["best_state"])
         valid, valid_ranks = self.evaluate("valid")
         test, test_ranks = self.evaluate("test")
         self.model.eval()
-        return TrainResult(config=config, history=history, best_epoch=best_epoch, valid=valid, test=test,
+        return TrainResult(config=config, history=history, best_epoch=run["best_epoch"], valid=valid, test=test,
                            valid_ranks=valid_ranks, test_ranks=test_ranks, model=self.model,
-                           synthesizer=self.synthesizer, train_seconds=train_seconds)
+                           synthesizer=self.synthesizer, train_seconds=run["train_seconds"])
 
     def save_checkpoint(self, path, metrics: dict = None):
         """The current state with everything needed to rebuild and check it (`load_checkpoint`)."""

@@ -1,5 +1,10 @@
 """scripts/results_grid.py end to end on a tiny ID-only file: rows, ranks, replacement, clear errors."""
 import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +41,7 @@ def run(grid, ids_file, out, *extra):
                       "--max-train-prefixes", "64", "--out", str(out), *extra])
 
 
-def test_grid_writes_rows_and_ranks_and_replaces_reruns(grid, ids_file, tmp_path):
+def test_grid_writes_rows_and_ranks_and_replaces_reruns(grid, ids_file, tmp_path, capsys):
     out = tmp_path / "results"
     assert run(grid, ids_file, out, "--variants", "sasrec", "gru4rec", "--seeds", "1", "2") == 0
     frame = pd.read_csv(out / "toy-ids.csv")
@@ -52,9 +57,10 @@ def test_grid_writes_rows_and_ranks_and_replaces_reruns(grid, ids_file, tmp_path
     assert recomputed["NDCG@20"] == pytest.approx(row["test_NDCG@20"]), "CSV and ranks file disagree"
 
     before = frame.set_index(["variant", "seed"])["date"]
-    assert run(grid, ids_file, out, "--variants", "sasrec", "--seeds", "2", "--max-len", "20", "8") == 0
+    assert run(grid, ids_file, out, "--variants", "sasrec", "--seeds", "2", "--max-len", "20", "8", "--force") == 0
     after = pd.read_csv(out / "toy-ids.csv")
-    assert len(after) == 5, "seed 2 at max_len 20 replaced, max_len 8 added, the rest kept"
+    assert len(after) == 5, "seed 2 at max_len 20 replaced (--force), max_len 8 added, the rest kept"
+    assert "again toy-ids sasrec max_len=20 seed=2: --force; the new run replaces the row" in capsys.readouterr().out
     kept = after[(after.variant == "gru4rec")].set_index(["variant", "seed"])["date"]
     assert (kept == before.loc[kept.index]).all()
     assert rank_key("sasrec", 2, 8) in load_ranks(out / "toy-ids_ranks.npz")
@@ -131,3 +137,46 @@ def test_jobs_run_seed_major_and_workers_share_the_compile_threads(grid, ids_fil
     assert listed == [["sasrec", "max_len=20", "seed=1"], ["gru4rec", "max_len=20", "seed=1"],
                       ["sasrec", "max_len=20", "seed=2"], ["gru4rec", "max_len=20", "seed=2"]]
     assert grid.os.environ["TORCHINDUCTOR_COMPILE_THREADS"] == "2"   # 8 cores over 4 workers
+
+
+def test_recorded_runs_are_skipped_and_runs_of_other_settings_replaced(grid, ids_file, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert run(grid, ids_file, out, "--variants", "sasrec", "--seeds", "1", "2") == 0
+    first = pd.read_csv(out / "toy-ids.csv").set_index("seed")
+    assert first["settings_hash"].nunique() == 2, "the seed is part of what a run computes"
+    capsys.readouterr()
+    assert run(grid, ids_file, out, "--variants", "sasrec", "--seeds", "1", "2", "3") == 0
+    said = capsys.readouterr().out
+    assert said.count("skipped toy-ids sasrec max_len=20 seed=") == 2 and "1 runs to train" in said
+    again = pd.read_csv(out / "toy-ids.csv").set_index("seed")
+    assert (again.loc[[1, 2], "date"] == first["date"]).all() and 3 in again.index
+    assert run(grid, ids_file, out, "--variants", "sasrec", "--seeds", "1", "--patience", "3") == 0
+    said = capsys.readouterr().out
+    assert "again toy-ids sasrec max_len=20 seed=1: its recorded row has other settings" in said
+    replaced = pd.read_csv(out / "toy-ids.csv").set_index("seed")
+    assert replaced.loc[1, "patience"] == 3 and replaced.loc[1, "settings_hash"] != first.loc[1, "settings_hash"]
+
+
+def test_a_grid_killed_half_way_finishes_only_the_missing_runs(ids_file, tmp_path):
+    out = tmp_path / "results"
+    command = [sys.executable, str(SCRIPT), "--dataset", "ids", "--data-path", str(ids_file), "--device", "cpu",
+               "--epochs", "3", "--max-train-prefixes", "200", "--out", str(out), "--variants", "sasrec",
+               "--seeds", "1", "2", "3", "4", "5", "6"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    grid_process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    csv_path, deadline = out / "toy-ids.csv", time.monotonic() + 300
+    while not csv_path.exists() and grid_process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    grid_process.send_signal(signal.SIGKILL)          # as a closed laptop or a lost Colab runtime would
+    grid_process.communicate()
+    recorded = pd.read_csv(csv_path)
+    assert 1 <= len(recorded) < 6, f"the kill came after {len(recorded)} of 6 runs; the test needs it half-way"
+    assert recorded["test_NDCG@20"].notna().all(), "only whole rows"
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    assert done.count("skipped toy-ids sasrec") == len(recorded)
+    assert f"{6 - len(recorded)} runs to train" in done
+    final = pd.read_csv(csv_path)
+    assert sorted(final.seed) == [1, 2, 3, 4, 5, 6]
+    kept = final.set_index("seed").loc[recorded.seed, "date"]
+    assert (kept.to_numpy() == recorded["date"].to_numpy()).all(), "recorded runs are not trained again"
+    assert not list((out / ".unfinished").rglob("*.pt")), "every state file is gone once its run is recorded"

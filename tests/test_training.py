@@ -249,3 +249,36 @@ def test_duorec_views_are_the_prefix_and_a_same_target_prefix(ds):
     matches = (partner_rows[:, None, :] == trainer.inputs[None]).all(-1)     # (B, N)
     same_target = trainer.targets[None, :] == y[:, None]
     assert (matches & same_target).any(1).all()
+
+
+def test_a_killed_run_resumes_from_its_last_epoch_and_ends_as_an_uninterrupted_one(ds, tables, tmp_path,
+                                                                                     monkeypatch):
+    # the full method: synthesizer, semantic substitution views, dropout and batch order all draw random numbers
+    settings = dict(alpha=0.1, beta=0.1, epochs=5, patience=2, early_stop="recbole", eval_every=1)
+    whole = Trainer(ds, config(**settings), tables).fit()
+
+    state = tmp_path / "run.pt"
+    killed = Trainer(ds, config(**settings), tables)
+    train_epoch = killed.train_epoch
+
+    def dies_in_epoch_3(**kw):
+        if killed.epoch == 2:
+            raise KeyboardInterrupt("killed")
+        return train_epoch(**kw)
+
+    monkeypatch.setattr(killed, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(state_path=state)
+    assert state.exists()
+    resumed = Trainer(ds, config(**settings), tables).fit(state_path=state)   # a new process would do just this
+    assert [h["epoch"] for h in resumed.history] == [h["epoch"] for h in whole.history]
+    for key in ("loss", "rec", "cross", "intra", "MRR@10"):
+        assert [h[key] for h in resumed.history] == pytest.approx([h[key] for h in whole.history], rel=1e-6), key
+    assert resumed.best_epoch == whole.best_epoch
+    assert resumed.test == pytest.approx(whole.test, rel=1e-6)
+    for name, weight in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], weight, rtol=1e-6, atol=1e-7)
+
+    with pytest.raises(ValueError, match=r"run.pt: the training state of another run \(it differs in settings "
+                                         r"\['lr'\]\); delete it to train this run from the start"):
+        Trainer(ds, config(**settings, lr=5e-3), tables).fit(state_path=state)
