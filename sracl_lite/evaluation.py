@@ -160,35 +160,6 @@ def paired_test(ranks_a, ranks_b, metric: str = "NDCG@20", n_bootstrap: int = 20
             "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "ties": int((diff == 0).sum())}
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (family-wise error control over several comparisons)."""
-    p = np.asarray(p_values, dtype=float)
-    order = np.argsort(p)
-    adjusted = np.empty_like(p)
-    running = 0.0
-    for i, idx in enumerate(order):
-        running = max(running, min(1.0, (len(p) - i) * p[idx]))
-        adjusted[idx] = running
-    return adjusted
-
-
-def comparison_sentence(result: dict, name_a: str, name_b: str, p_key: str = "wilcoxon_p",
-                        level: float = 0.05) -> str:
-    """One plain sentence on whether A beats B, written from a `paired_test` result."""
-    metric, p = result["metric"], result[p_key]
-    numbers = (f"{result['mean_a']:.4f} vs {result['mean_b']:.4f}, {result['rel_change_%']:+.1f}%, "
-               f"95% CI of the difference [{result['ci_low']:+.4f}, {result['ci_high']:+.4f}], "
-               f"{'Wilcoxon' if p_key == 'wilcoxon_p' else 'paired t-test'} p = {p:.3g}; "
-               f"{int(result['n_seeds_a'])} vs {int(result['n_seeds_b'])} seeds, {int(result['n_users'])} users")
-    if result["diff"] > 0 and p < level:
-        return f"{name_a} beats {name_b} on test {metric} ({numbers})."
-    if result["diff"] < 0 and p < level:
-        return f"{name_a} does NOT beat {name_b} on test {metric}: it is significantly worse ({numbers})."
-    direction = "higher" if result["diff"] > 0 else "lower" if result["diff"] < 0 else "equal"
-    return (f"{name_a} does NOT beat {name_b} on test {metric}: its mean is {direction} but the difference "
-            f"is not significant at the {level:g} level ({numbers}).")
-
-
 def length_groups(train_lengths, edges=None):
     """Assign users to short / medium / long by training-sequence length (notebook 07).
 

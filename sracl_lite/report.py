@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import evaluation as E
+from . import inference as I
 from .experiments import VARIANTS
 from .metrics import metrics_from_ranks
 
@@ -20,15 +21,17 @@ from .metrics import metrics_from_ranks
 class RunGrid:
     """Runs of one window (CSV rows), their per-user test ranks, and the comparisons to test.
 
-    `tests` (one row per possible comparison, Holm-adjusted over them) and `not_possible`
-    (comparison -> what is missing) are computed on creation.
+    On creation: `decisions`, one row per comparison whose runs exist, decided by the rule of
+    `inference` (the first comparison is the primary question, the others secondary), with the
+    per-user Wilcoxon p beside it as a secondary view; `tests`, the per-user paired tests
+    (`evaluation.paired_test`); `not_possible`, comparison -> what is missing.
     """
     runs: pd.DataFrame
     ranks: dict
     max_len: int
     comparisons: list = field(default_factory=list)   # (A, B, question), e.g. experiments.COMPARISONS
     metric: str = "NDCG@20"
-    level: float = 0.05
+    level: float = I.LEVEL
 
     def __post_init__(self):
         self.summary = E.summary_table(self.runs)
@@ -41,7 +44,18 @@ class RunGrid:
                 self.not_possible[(a, b)] = " and ".join(v for v, r in ((a, ranks_a), (b, ranks_b)) if not r) + \
                     " missing"
         self.tests = pd.DataFrame(rows, columns=["A", "B", "question"] + E.PAIRED_TEST_FIELDS)
-        self.tests["holm_p"] = E.holm(self.tests["wilcoxon_p"]) if len(self.tests) else []
+        primary = self.comparisons[0][:2] if self.comparisons else None
+        variants = list(dict.fromkeys(v for a, b in zip(self.tests["A"], self.tests["B"]) for v in (a, b)))
+        self.bootstrap = I.SeedUserBootstrap.of({v: self.ranks_of(v) for v in variants}, self.metric) \
+            if variants else None
+        _, secondary_level = I.family_levels(sum((a, b) != primary for a, b in zip(self.tests["A"], self.tests["B"])),
+                                             self.level)
+        decisions = [{"A": a, "B": b, "question": q, "metric": self.metric,
+                      **self.bootstrap.compare(a, b, *((self.level, "primary") if (a, b) == primary
+                                                       else (secondary_level, "secondary")))}
+                     for a, b, q in zip(self.tests["A"], self.tests["B"], self.tests["question"])]
+        self.decisions = pd.DataFrame(decisions, columns=["A", "B", "question", "metric"] + I.DECISION_FIELDS)
+        self.decisions["wilcoxon_p"] = self.tests["wilcoxon_p"].to_numpy()
 
     def ranks_of(self, variant: str) -> list:
         """The variant's per-user test ranks, one array per seed in seed order ([] when it has none)."""
@@ -49,30 +63,25 @@ class RunGrid:
         keys = (E.rank_key(variant, seed, self.max_len) for seed in seeds)
         return [self.ranks[key] for key in keys if key in self.ranks]
 
-    def test_of(self, a: str, b: str):
-        """The paired test of A vs B as a dict (`tests` row), or None when it could not be made."""
-        found = self.tests[(self.tests["A"] == a) & (self.tests["B"] == b)]
+    def decision_of(self, a: str, b: str):
+        """The decision on A vs B as a dict (`decisions` row), or None when it could not be made."""
+        found = self.decisions[(self.decisions["A"] == a) & (self.decisions["B"] == b)]
         return None if found.empty else found.iloc[0].to_dict()
 
     def verdict(self, a: str, b: str, label_a: str, label_b: str, details: bool = True) -> str:
-        """A vs B in words: the paired test's sentence, then (with `details`) the seeds, the noise and
-        the Holm adjustment."""
-        result = self.test_of(a, b)
+        """A vs B in words, under the rule of `inference`; with `details`, also the per-user view and
+        the seeds one by one."""
+        result = self.decision_of(a, b)
         if result is None:
             return f"{label_a} vs {label_b}: cannot be judged here, {self.not_possible.get((a, b), 'no runs')}."
-        sentence = E.comparison_sentence(result, label_a, label_b, level=self.level)
+        sentence = I.decision_sentence(result, label_a, label_b, self.metric)
         if not details:
             return sentence
         seeds_a, seeds_b = self.ranks_of(a), self.ranks_of(b)
         ahead = sum(E.per_user_metric([x], self.metric).mean() > E.per_user_metric([y], self.metric).mean()
                     for x, y in zip(seeds_a, seeds_b))
-        sentence += f" Seed by seed, {label_a} is ahead in {ahead} of {min(len(seeds_a), len(seeds_b))} paired seeds."
-        spread = self.summary.loc[b, f"{self.metric} std"]
-        if not pd.isna(spread) and spread > 0:
-            sentence += f" The difference is {abs(result['diff']) / spread:.1f} times {label_b}'s seed std."
-        if result["holm_p"] >= self.level and result["wilcoxon_p"] < self.level:
-            sentence += (f" After Holm adjustment for {len(self.tests)} comparisons it is no longer significant "
-                         f"(p = {result['holm_p']:.3g}).")
+        sentence += (f" Seed by seed, {label_a} is ahead in {ahead} of {min(len(seeds_a), len(seeds_b))} paired seeds;"
+                     f" the per-user Wilcoxon test on these trained models gives p = {result['wilcoxon_p']:.3g}.")
         return sentence
 
     def validation_choice(self, candidates, baseline: str = "sasrec") -> pd.DataFrame:
@@ -147,10 +156,11 @@ def check_results(results: pd.DataFrame, ranks: dict):
 
 # The reference preset's decomposition (notebook 07, "Where the gain comes from"): each pair tests one
 # part of the authors' design, within one dataset, against the baselines trained under the same preset.
-def reference_comparisons(semantic: str, cosine: str = "") -> list:
-    """(A, B, question) pairs for one dataset; `semantic` is its reference variant with semantic tables
-    (ref_llm where items have text, ref_collab on ID-only data), `cosine` the cosine variant chosen on
-    validation ("" when none ran)."""
+def reference_comparisons(semantic: str, cosine: str = "", best: str = "") -> list:
+    """(A, B, question) pairs for one dataset, the primary question first; `semantic` is its reference
+    variant with semantic tables (ref_llm where items have text, ref_collab on ID-only data), `cosine`
+    the cosine variant chosen on validation and `best` the variant best on validation ("" when none
+    ran; its pair with SASRec is added when no other pair asks it)."""
     pairs = [(semantic, "ref_sasrec", "the authors' design vs SASRec"),
              ("ref_cl4srec", "ref_sasrec", "CL4SRec vs SASRec"),
              ("ref_duorec", "ref_sasrec", "DuoRec vs SASRec"),
@@ -163,6 +173,8 @@ def reference_comparisons(semantic: str, cosine: str = "") -> list:
         pairs += [("ref_llm_uniform", "ref_llm", "uniform instead of learned synthesizer weights")]
     if cosine:
         pairs += [(cosine, semantic, "cosine logits at the temperature chosen on validation (ours)")]
+    if best and (best, "ref_sasrec") not in {(a, b) for a, b, _ in pairs} and best != "ref_sasrec":
+        pairs += [(best, "ref_sasrec", "the variant best on validation vs SASRec")]
     return pairs
 
 
@@ -208,14 +220,15 @@ def reference_rows(runs: pd.DataFrame, max_len: int = 20) -> pd.DataFrame:
 
 
 def reference_grid(runs: pd.DataFrame, ranks: dict, max_len: int = 20, metric: str = "NDCG@20",
-                   level: float = 0.05) -> tuple:
+                   level: float = I.LEVEL) -> tuple:
     """(RunGrid of one results file's reference-preset rows with the decomposition pairs, its semantic
     variant, the cosine variant chosen on validation): the semantic variant is ref_llm where the items
     have text, else ref_collab; pairs whose runs are missing land in the grid's `not_possible`."""
     reference = reference_rows(runs, max_len)
     semantic = "ref_llm" if (reference["variant"] == "ref_llm").any() else "ref_collab"
     cosine = chosen_on_validation(reference, [v for v in VARIANTS if v.startswith("ref_llm_cos")])
-    grid = RunGrid(reference, ranks, max_len, reference_comparisons(semantic, cosine), metric, level)
+    best = chosen_on_validation(reference, [v for v in VARIANTS if is_reference(v)])
+    grid = RunGrid(reference, ranks, max_len, reference_comparisons(semantic, cosine, best), metric, level)
     return grid, semantic, cosine
 
 
@@ -239,7 +252,7 @@ def plot_means(grids: dict, variants, metric: str = "NDCG@20"):
 
 def plot_changes(tests: pd.DataFrame, title: str):
     """Each comparison (rows: `A vs B`) in each results file (colour and marker): A's change relative to
-    B in %, with the bootstrap 95% interval of the per-user difference on the same scale."""
+    B in %, with the interval of the difference (`decisions`: over seeds and users) on the same scale."""
     import matplotlib.pyplot as plt
     labels = list(dict.fromkeys(tests["A"] + " vs " + tests["B"]))
     files = list(dict.fromkeys(tests["dataset"]))
@@ -253,19 +266,22 @@ def plot_changes(tests: pd.DataFrame, title: str):
     ax.axvline(0, color="black", linewidth=1)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
-    ax.set(xlabel=f"change of test {tests['metric'].iloc[0]} vs B, % (bar: 95% CI)", title=title)
+    ax.set(xlabel=f"change of test {tests['metric'].iloc[0]} vs B, % (bar: interval over seeds and users at the "
+                  "question's level)", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def gain_sentence(grid: RunGrid, semantic: str, name: str = "") -> str:
-    """`surviving_gain` in words, for one results file (`name: ` in front when given)."""
-    shares = surviving_gain(grid, semantic)
+    """`surviving_gain` in words, for one results file (`name: ` in front when given); only where the
+    primary question found a gain (a share of a gain the runs cannot establish means nothing)."""
+    shares, decided = surviving_gain(grid, semantic), grid.decision_of(semantic, "ref_sasrec")
     name = f"{name}: " if name else ""
-    if not shares["gain"] > 0:
-        return (f"{name}{semantic} does not gain over SASRec (difference of the means {shares['gain']:+.4f} "
-                f"test {grid.metric}), so there is no gain to decompose.")
+    if decided is None or decided["decision"] != "gain":
+        outcome = f"{decided['decision']} under the rule" if decided else "not tested"
+        return (f"{name}{semantic} vs SASRec is {outcome} (difference of the means {shares['gain']:+.4f} test "
+                f"{grid.metric}), so there is no established gain to decompose.")
     user, random = shares[f"{semantic}_user"], shares["ref_random"]
     return (f"{name}{semantic} gains {shares['gain']:+.4f} test {grid.metric} over SASRec (means over seeds); "
             f"{user:.0%} of that gain remains without the user's own prefixes and {random:.0%} with random "
@@ -281,11 +297,11 @@ def view_of(ds, name: str):
     return ds.training_tail(int(last)) if base == ds.name and last.isdigit() else None
 
 
-def regime_tests(regimes: dict) -> pd.DataFrame:
-    """The tests of every regime ({name: reference_grid(...)}) in one frame with a `dataset` column;
+def regime_decisions(regimes: dict) -> pd.DataFrame:
+    """The decisions of every regime ({name: reference_grid(...)}) in one frame with a `dataset` column;
     empty, with its columns, when there is no regime."""
-    columns = ["dataset", "A", "B", "question"] + E.PAIRED_TEST_FIELDS + ["holm_p"]
-    frames = [grid.tests.assign(dataset=name) for name, (grid, _, _) in regimes.items()]
+    columns = ["dataset", "A", "B", "question", "metric"] + I.DECISION_FIELDS + ["wilcoxon_p"]
+    frames = [grid.decisions.assign(dataset=name) for name, (grid, _, _) in regimes.items()]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 

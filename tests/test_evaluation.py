@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from sracl_lite.experiments import PRESETS, VARIANTS
-from sracl_lite.evaluation import (comparison_sentence, holm, length_groups, mean_std_text,
+from sracl_lite.evaluation import (length_groups, mean_std_text,
                                    merge_results, metrics_by_group, paired_test, per_user_metric, rank_key,
                                    summary_table, variant_order)
 from sracl_lite.metrics import metric_names
@@ -85,10 +85,8 @@ def test_paired_test_detects_a_clear_improvement():
     assert result["wilcoxon_p"] < 1e-10 and result["ttest_p"] < 1e-10
     assert result["ci_low"] > 0
     assert result["mean_a"] == pytest.approx(per_user_metric([better]).mean())
-    assert comparison_sentence(result, "SRA-CL", "SASRec").startswith("SRA-CL beats SASRec on test NDCG@20")
     worse = paired_test([baseline], [better], "NDCG@20")
-    assert comparison_sentence(worse, "SRA-CL", "SASRec").startswith(
-        "SRA-CL does NOT beat SASRec on test NDCG@20: it is significantly worse")
+    assert worse["diff"] == -result["diff"] and worse["ci_high"] < 0
 
 
 def test_paired_test_known_outcome_and_no_difference():
@@ -101,8 +99,6 @@ def test_paired_test_known_outcome_and_no_difference():
     assert (result["wins"], result["losses"], result["ties"]) == (10, 0, 0)
     same = paired_test([a], [a], "NDCG@20")
     assert same["diff"] == 0 and same["wilcoxon_p"] == 1.0 and math.isnan(same["ttest_p"])
-    sentence = comparison_sentence(same, "A", "B")
-    assert sentence.startswith("A does NOT beat B") and "not significant" in sentence
 
 
 def test_paired_test_small_gain_is_not_significant():
@@ -113,12 +109,6 @@ def test_paired_test_small_gain_is_not_significant():
     result = paired_test([ranks_a], [ranks_b], "NDCG@20")
     assert result["diff"] > 0 and (result["wins"], result["losses"]) == (6, 5)
     assert result["wilcoxon_p"] > 0.05 and result["ci_low"] < 0 < result["ci_high"]
-    assert "does NOT beat" in comparison_sentence(result, "A", "B")
-
-
-def test_holm_adjustment():
-    adjusted = holm([0.01, 0.04, 0.03, 0.5])
-    assert adjusted == pytest.approx([0.04, 0.09, 0.09, 0.5])
 
 
 def test_length_groups_tertiles_and_fixed_edges():

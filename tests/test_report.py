@@ -40,17 +40,18 @@ def test_grid_tests_what_it_can_and_says_what_is_missing(grid):
     first_seed = grid.ranks[rank_key("sracl", 1, 20)]
     assert grid.ranks_of("sracl")[0] is first_seed, "ranks come in seed order"
     assert grid.ranks_of("gru4rec") == []
-    assert grid.tests["holm_p"].iloc[0] == pytest.approx(grid.tests["wilcoxon_p"].iloc[0])   # a family of one
+    decided = grid.decision_of("sracl", "sasrec")
+    assert (decided["family"], decided["level"], decided["decision"]) == ("primary", 0.05, "gain")
+    assert decided["wilcoxon_p"] == grid.tests["wilcoxon_p"].iloc[0], "the per-user view sits beside the decision"
 
 
 def test_verdict_in_words(grid):
     sentence = grid.verdict("sracl", "sasrec", "SRA-CL", "SASRec")
-    assert sentence.startswith("SRA-CL beats SASRec on test NDCG@20")
-    assert "Seed by seed, SRA-CL is ahead in 2 of 2 paired seeds." in sentence
-    assert "times SASRec's seed std" in sentence
+    assert sentence.startswith("SRA-CL beats SASRec on test NDCG@20 (primary question; ")
+    assert "Seed by seed, SRA-CL is ahead in 2 of 2 paired seeds;" in sentence and "Wilcoxon" in sentence
     short = grid.verdict("sracl", "sasrec", "SRA-CL", "SASRec", details=False)
-    assert sentence.startswith(short) and "Seed by seed" not in short
-    assert grid.test_of("sracl", "sasrec")["A"] == "sracl" and grid.test_of("cl4srec", "sasrec") is None
+    assert sentence.startswith(short[:-1]) and "Seed by seed" not in short
+    assert grid.decision_of("cl4srec", "sasrec") is None
     assert grid.verdict("cl4srec", "sasrec", "CL4SRec", "SASRec") == \
         "CL4SRec vs SASRec: cannot be judged here, cl4srec missing."
 
@@ -141,23 +142,26 @@ def test_reference_grid_plots_and_gain_sentence():
                               ("sasrec", 5)]})
     grid, semantic, cosine = reference_grid(runs, ranks)
     assert (semantic, cosine) == ("ref_collab", "") and "sasrec" not in set(grid.runs["variant"])
-    tested = set(zip(grid.tests["A"], grid.tests["B"]))
+    tested = set(zip(grid.decisions["A"], grid.decisions["B"]))
     assert {("ref_collab", "ref_sasrec"), ("ref_collab_user", "ref_collab")} <= tested
     assert ("ref_duorec", "ref_sasrec") in grid.not_possible
     assert "of that gain remains without the user's own prefixes" in gain_sentence(grid, semantic, "toy")
+    no_gain = RunGrid(grid.runs, grid.ranks, 20, [("ref_random", "ref_sasrec", "?")])
+    assert gain_sentence(no_gain, "ref_random").endswith("so there is no established gain to decompose.")
     assert gain_sentence(grid, semantic, "toy") == "toy: " + gain_sentence(grid, semantic)
     variants = ["ref_sasrec", "ref_collab", "ref_random"]
     bars = plot_means({"toy": grid}, variants).axes[0].patches
     expected = [matplotlib.colors.to_rgba(variant_colors(variants)[v]) for v in variants]
     assert [b.get_facecolor() for b in bars] == expected
-    plot_changes(grid.tests.assign(dataset="toy"), "toy")
+    assert grid.decision_of("ref_collab", "ref_sasrec")["decision"] == "gain"
+    plot_changes(grid.decisions.assign(dataset="toy"), "toy")
 
 
-def test_regime_tests_and_pairs_also_work_with_nothing_to_read(grid):
-    from sracl_lite.report import pairs_in, regime_tests
-    empty = regime_tests({})
-    assert empty.empty and {"dataset", "A", "B", "holm_p"} <= set(empty.columns)
+def test_regime_decisions_and_pairs_also_work_with_nothing_to_read(grid):
+    from sracl_lite.report import pairs_in, regime_decisions
+    empty = regime_decisions({})
+    assert empty.empty and {"dataset", "A", "B", "decision", "wilcoxon_p"} <= set(empty.columns)
     assert list(pairs_in(empty, {("sracl", "sasrec")}).columns) == list(empty.columns)
-    both = regime_tests({"one": (grid, "sracl", ""), "two": (grid, "sracl", "")})
+    both = regime_decisions({"one": (grid, "sracl", ""), "two": (grid, "sracl", "")})
     assert list(both["dataset"]) == ["one", "two"]
     assert len(pairs_in(both, {("sracl", "sasrec")})) == 2 and pairs_in(both, {("sasrec", "sracl")}).empty
