@@ -4,7 +4,9 @@ GPU (default when CUDA is available): Amazon Beauty ids (22,363 users, 12,101 it
 training prefixes), random semantic tables of the paper's shapes (text dim 1024, k = 10),
 batch 256, max_len 20, hidden 64, alpha = beta = 0.1. Each variant builds a fresh trainer, runs
 warm-up epochs, then timed epochs; the figure is the median. Reference implementation: about
-41 s per epoch on one H200 (shared/benchmarks/README.md).
+41 s per epoch on one H200 (measured side by side by benchmarks/reference_check.py; README, Speed).
+The Beauty file is the SRA-CL authors' data/Beauty/Beauty.txt (github.com/ziqiangcui/SRA-CL),
+read from data/raw/amazon_beauty_ids.txt unless --data names another place.
 
 CPU (`--device cpu`): ML-100K with the default settings (text dim 384, the MiniLM encoder of
 notebook 03). A full SRA-CL epoch there takes minutes on two cores, so by default a number of
@@ -47,9 +49,7 @@ from sracl_lite import retrieval as R
 from sracl_lite.experiments import PRESETS, TrainConfig
 from sracl_lite.training import Trainer
 
-BEAUTY_CANDIDATES = [ROOT / ".bench_data" / "amazon_beauty_ids.txt",
-                     ROOT / "shared" / "benchmarks" / "amazon_beauty_ids.txt",
-                     ROOT.parent / "shared" / "benchmarks" / "amazon_beauty_ids.txt"]
+BEAUTY_CANDIDATES = [ROOT / "data" / "raw" / "amazon_beauty_ids.txt"]   # the authors' Beauty.txt, copied here
 REFERENCE_SECONDS = 41.1   # authors' implementation, one H200, same settings
 # Vendor datasheet float32 peaks (no tensor cores; TF32 is off unless asked for), TFLOP/s
 FP32_PEAK_TFLOPS = {"H200": 67.0, "H100 80GB HBM3": 67.0, "H100 PCIe": 51.0}
@@ -75,7 +75,7 @@ def load_beauty(path=None) -> SequenceData:
             frame["timestamp"] = np.arange(len(frame))   # lines are chronological within each user
             return SequenceData.from_interactions(frame, "amazon-beauty-ids")
     raise FileNotFoundError(f"Amazon Beauty ids file not found in {[str(c) for c in candidates]}; pass --data "
-                            "PATH (shared/benchmarks/amazon_beauty_ids.txt)")
+                            "PATH: the SRA-CL authors' data/Beauty/Beauty.txt (github.com/ziqiangcui/SRA-CL)")
 
 
 def device_name(device: torch.device) -> str:

@@ -60,13 +60,13 @@ GENERATE_ALL = param("generate_all", False)  # answer every item, user and probe
 
 # %% [markdown]
 # ## 1. Prompts from training interactions only
-# **Item prompt** (METHOD step 2): the item's attribute line plus up to 5 training sequences that
+# **Item prompt** (SRA-CL's item profiling): the item's attribute line plus up to 5 training sequences that
 # contain the item, each cut to the last 10 titles up to and including it, joined by "->". The
 # contexts are drawn with a seed mixed with the item id, so each item's prompt is fixed and does not
 # depend on any other item. The LLM is asked for a summary (at most 80 words) and what kind of user
 # likes the item (at most 50 words).
 #
-# **User prompt** (METHOD step 3): the user's training titles in order, the most recent 50 only (a
+# **User prompt** (SRA-CL's user profiling): the user's training titles in order, the most recent 50 only (a
 # 135M model's attention is weak over long inputs, and 50 titles keep a prompt near 500 tokens),
 # and a request for one paragraph on the user's specific preferences.
 #

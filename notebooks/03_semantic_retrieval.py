@@ -190,7 +190,8 @@ with pd.option_context("display.max_colwidth", 120):
 # %% [markdown]
 # ## 4. Sequence neighbours, and a leak-free way to judge them
 # The **pool** is what cross-sequence CL retrieves from: here one entry per user, its whole
-# training sequence, embedded from its profile (the per-user design of METHOD.md). An anchor never
+# training sequence, embedded from its profile (a per-user design; the authors' per-prefix
+# design comes next). An anchor never
 # retrieves an entry of its own user.
 #
 # To judge sequence neighbours we ask: *does a neighbour's sequence hold the item the anchor's user

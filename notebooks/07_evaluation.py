@@ -576,12 +576,14 @@ if saved:
 # %% [markdown]
 # ## 14. Sanity check: SASRec on Amazon Beauty against published numbers
 # Our ML-100K numbers have no published counterpart under this exact protocol. The Beauty ID file
-# of the SRA-CL authors' repository does: other papers report full-ranking SASRec at max_len 50 with
-# HR@20 = 0.0894 and NDCG@20 = 0.0386. If our SASRec lands near them with the same window, the
-# model, the trainer and the metrics are doing what the field's code does.
+# of the SRA-CL authors' repository (`data/Beauty/Beauty.txt`) does: other papers' public code reports
+# full-ranking SASRec on it at max_len 50 with HR@20 = 0.0894 and NDCG@20 = 0.0386, ranking all
+# items. Our `sasrec` rows (Part II's protocol) remove the user's history from the candidates, which
+# can only raise a target's rank, so they are expected to land at or above those numbers, not within
+# a few percent; if they land far below, the model, the trainer or the metrics are off.
 
 # %%
-PUBLISHED = {"HR@20": 0.0894, "NDCG@20": 0.0386}      # SASRec, max_len 50 (METHOD.md)
+PUBLISHED = {"HR@20": 0.0894, "NDCG@20": 0.0386}      # SASRec, max_len 50, all items ranked
 beauty_path = results_dir / f"{BEAUTY}.csv"
 beauty = E.load_results(beauty_path).query("variant == 'sasrec'") if beauty_path.exists() else None
 if beauty is not None:
@@ -599,7 +601,8 @@ else:
 
 # %% [markdown]
 # The published numbers are for max_len 50, so only our runs with that window are held against
-# them; within 15% counts as the same pipeline, given other papers' budgets and seeds.
+# them. The check passes when ours reach at least 85% of them (other papers' budgets and seeds
+# differ); above them is what removing the history predicts.
 
 # %%
 if beauty is not None:
@@ -607,11 +610,11 @@ if beauty is not None:
 if beauty is not None and ("sasrec", 50) in beauty_summary.index:
     ours = beauty_summary.loc[("sasrec", 50)]
     ratios = {m: ours[m] / PUBLISHED[m] for m in PUBLISHED}
-    close = all(0.85 <= r <= 1.15 for r in ratios.values())
-    print(f"\nAt max_len 50 our SASRec reaches HR@20 {ours['HR@20']:.4f} ({ratios['HR@20']:.2f} x published) "
-          f"and NDCG@20 {ours['NDCG@20']:.4f} ({ratios['NDCG@20']:.2f} x published): "
-          + ("within 15% of the published numbers." if close else
-             "NOT within 15% of the published numbers; check the budget (profile) before trusting the pipeline."))
+    reached = all(r >= 0.85 for r in ratios.values())
+    print(f"\nAt max_len 50 our SASRec (history removed) reaches HR@20 {ours['HR@20']:.4f} ({ratios['HR@20']:.2f} x "
+          f"published, all items ranked) and NDCG@20 {ours['NDCG@20']:.4f} ({ratios['NDCG@20']:.2f} x published): "
+          + ("at least 85% of the published numbers, as a working pipeline should." if reached else
+             "below 85% of the published numbers; check the budget (profile) before trusting the pipeline."))
 elif beauty is not None:
     print("no max_len 50 runs yet: the published numbers are for max_len 50")
 

@@ -13,11 +13,12 @@ resumes its interrupted runs from their last epoch. Variants are defined in
 sracl_lite/experiments.py (VARIANTS), profiles in sracl_lite/experiments.py (PROFILES, shared
 with notebooks 04-06).
 
-Examples (from the repository root; results/README.md lists the exact grid commands):
+Examples (from the repository root; results/README.md lists the exact grid commands; the Beauty
+file is the SRA-CL authors' data/Beauty/Beauty.txt, copied to data/raw/amazon_beauty_ids.txt):
     .venv/bin/python scripts/results_grid.py --variants sasrec cl4srec --seeds 1 2 --profile cpu
     .venv/bin/python scripts/results_grid.py --dataset ml-100k --variants all --seeds 1 2 3 4 5 \\
         --profile paper --device cuda --workers 14 --cuda-graph --compile
-    .venv/bin/python scripts/results_grid.py --dataset ids --data-path shared/benchmarks/amazon_beauty_ids.txt \\
+    .venv/bin/python scripts/results_grid.py --dataset ids --data-path data/raw/amazon_beauty_ids.txt \\
         --variants sasrec --seeds 1 2 3 --max-len 20 50 --profile paper --device cuda --workers 3
 """
 import argparse

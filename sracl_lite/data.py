@@ -110,7 +110,7 @@ class SequenceData:
                    items=item_table, user_raw_ids=user_raw_ids.astype(str), stats=stats, **asdict(domain))
 
     def train_prefixes(self, max_len: int) -> TrainPrefixes:
-        """Every prefix of every training sequence with its next item (METHOD step 1)."""
+        """Every prefix of every training sequence with its next item: each is one training sample."""
         windows, targets, users, lengths = [], [], [], []
         for u, seq in enumerate(self.train_sequences):
             if len(seq) < 2:

@@ -1,6 +1,6 @@
 """Sentence embeddings of item and sequence texts, cached on disk (notebook 03).
 
-METHOD.md step 4, first half: texts (LLM item summaries and user profiles from notebook 02, or
+Semantic retrieval, first half: texts (LLM item summaries and user profiles from notebook 02, or
 plain attribute text) are embedded by a sentence encoder; retrieval.py turns the embeddings into
 neighbours. Embeddings are unit length, so a dot product is the cosine similarity.
 """

@@ -174,7 +174,7 @@ PROFILES = {
 
 # Method presets: which SRA-CL. "default" is this project's form; "reference" is the authors'
 # implementation (github.com/ziqiangcui/SRA-CL, recommender_code/) option by option: per-prefix
-# pool (tables from retrieval.prefix_tables, exclusion "self"), second anchor pass with 2B NT-Xent,
+# pool (tables from retrieval.prefix_tables, exclusion "rank0"), second anchor pass with 2B NT-Xent,
 # Xavier-initialised synthesizer, all items ranked, RecBole's early stopping, and its
 # hyper-parameters (which are also our defaults, spelled out so that they cannot drift).
 PRESETS = {

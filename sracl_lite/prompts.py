@@ -1,4 +1,4 @@
-"""Prompts for the LLM, and the no-LLM template texts (notebook 02, METHOD.md steps 2-3).
+"""Prompts for the LLM, and the no-LLM template texts (notebook 02: SRA-CL's item and user profiling).
 
 Prompts (`item_prompts`, `user_prompts`) are built from the training sequences only, so no
 validation or test interaction reaches an LLM. `template_item_texts` / `template_user_texts`

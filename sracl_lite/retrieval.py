@@ -1,6 +1,6 @@
 """Pools, probes and neighbour retrieval (notebook 03).
 
-METHOD.md step 4, second half: cosine top-k retrieval over embeddings (encoder.py) gives each
+Semantic retrieval, second half: cosine top-k retrieval over embeddings (encoder.py) gives each
 item and each pool entry its candidate positives. The result is a `SemanticTables` for the
 trainer. Collaborative and random neighbours are in baselines.py, their quality in
 neighbor_quality.py.
