@@ -191,15 +191,21 @@ pd.DataFrame(overview)
 
 # %% [markdown]
 # How many seeds each variant the comparisons need has, per regime (the primary question's variants
-# and the best on validation: 10 where they have run; the rest 3 to 5), and the runs whose test
-# metric is below 70% of their variant's median over seeds (a run that stopped learning; it stays in
-# the means and tests, as it would for a user of the method).
+# and the best on validation: 10 where they have run; the rest 3 to 5); how often the budget
+# binds at either end (RecBole's rule, patience 10 on MRR@10 rounded to 4 decimals, can end a run
+# that has barely learned; a best epoch near the cap means more epochs might help); and the runs
+# whose test metric is below 70% of their variant's median over seeds (a run that stopped learning;
+# it stays in the means and tests, as it would for a user of the method).
 
 # %%
 for name, (grid, _, _) in regimes.items():
     planned = list(dict.fromkeys(v for a, b, _ in grid.comparisons for v in (a, b)))  # what the tests need
     seeds = grid.runs.groupby("variant")["seed"].nunique().reindex(planned).fillna(0).astype(int)
     print(f"{name}: seeds per variant: " + ", ".join(f"{v} {n}" for v, n in seeds.items()))
+    runs_, cap = grid.runs, grid.runs["epochs"].max()
+    print(f"  budget: {int((runs_['epochs_run'] <= 15).sum())} of {len(runs_)} runs ended by early stopping within "
+          f"15 epochs; {int((runs_['best_epoch'] >= 0.9 * cap).sum())} have their best epoch within 10% of the "
+          f"{cap}-epoch cap")
     median = grid.runs.groupby("variant")[f"test_{METRIC}"].transform("median")
     odd = grid.runs[grid.runs[f"test_{METRIC}"] < 0.7 * median]
     for index, run in odd.iterrows():

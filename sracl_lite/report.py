@@ -280,7 +280,7 @@ def gain_sentence(grid: RunGrid, semantic: str, name: str = "") -> str:
     name = f"{name}: " if name else ""
     if decided is None or decided["decision"] != "gain":
         outcome = f"{decided['decision']} under the rule" if decided else "not tested"
-        return (f"{name}{semantic} vs SASRec is {outcome} (difference of the means {shares['gain']:+.4f} test "
+        return (f"{name}{semantic} vs SASRec: {outcome} (difference of the means {shares['gain']:+.4f} test "
                 f"{grid.metric}), so there is no established gain to decompose.")
     user, random = shares[f"{semantic}_user"], shares["ref_random"]
     return (f"{name}{semantic} gains {shares['gain']:+.4f} test {grid.metric} over SASRec (means over seeds); "
