@@ -11,12 +11,14 @@ one source per table file (retrieval.reference_tables):
 Each source is written with the reference's neighbour rule (`reference_<source>.npz`: the prefix
 itself excluded, the user's other prefixes eligible) and, with --exclude-user, also without any
 prefix of the anchor's user (`reference_<source>_user.npz`), under
-<data dir>/processed/<dataset>/semantic/.
+<data dir>/processed/<dataset>/semantic/. --ablations SOURCE also writes the clean ablations of
+`reference_<source>` (baselines.ablated_tables: `_randpool`, `_randsub`, `_norm20`), each changing
+one part of the table.
 
     python scripts/build_tables.py --dataset ml-100k --sources llm_text template_text titles collaborative random \\
         --exclude-user llm_text
     python scripts/build_tables.py --dataset ids --data-path amazon_beauty_ids.txt \\
-        --sources collaborative random --exclude-user collaborative
+        --sources collaborative random --exclude-user collaborative --ablations collaborative
 """
 import argparse
 import sys
@@ -67,6 +69,8 @@ def main(argv=None):
     parser.add_argument("--sources", nargs="+", default=["collaborative", "random"], choices=SOURCES)
     parser.add_argument("--exclude-user", nargs="*", default=[], choices=SOURCES[:-1],
                         help="sources also written without the anchor's own user's prefixes (random never has them)")
+    parser.add_argument("--ablations", nargs="*", default=[], choices=SOURCES[:-1],
+                        help="sources whose reference table (built now or before) also gets its clean ablations")
     parser.add_argument("--k", type=int, default=10, help="neighbours per prefix (reference 10)")
     parser.add_argument("--window", type=int, default=20, help="items averaged per prefix (reference max_len 20)")
     parser.add_argument("--train-last", type=int, metavar="N", help="the sparse view of results_grid.py --train-last N")
@@ -91,6 +95,14 @@ def main(argv=None):
         tables.save(path)
         print(f"{name}: {len(tables.pool_users):,} prefixes, k={args.k}, {time.perf_counter() - started:.0f} s -> "
               f"{path.relative_to(ds.artefact_dir.parent.parent)}", flush=True)
+    for source in args.ablations:
+        path = R.tables_path(ds.artefact_dir, f"reference_{source}")
+        if not path.exists():
+            raise SystemExit(f"--ablations {source} reads {path}, which does not exist: add --sources {source}")
+        for ablation in B.ABLATIONS:
+            out = R.tables_path(ds.artefact_dir, f"reference_{source}_{ablation}")
+            B.ablated_tables(SemanticTables.load(path), ablation).save(out)
+            print(f"reference_{source}_{ablation} -> {out.relative_to(ds.artefact_dir.parent.parent)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 They answer "do semantic neighbours beat what the interactions alone, or chance, would give?"
 and stand in for semantic tables where no item text exists (the Amazon Beauty ids).
 """
+import dataclasses
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -125,6 +127,32 @@ def random_pool_neighbors(query_users, pool: PrefixSet, k: int = 10, seed: int =
     draw = np.floor(np.random.default_rng(seed).random((len(query_users), k)) * others[:, None]).astype(np.int64)
     draw += (draw >= first[:, None]) * own[:, None]  # jump over the user's own block
     return order[draw]
+
+
+ABLATIONS = ("randpool", "randsub", "norm20")
+SIMCSE_NORM = 20.0   # about the row norm of the authors' SimCSE embeddings; ours are unit length or less
+
+
+def ablated_tables(tables: SemanticTables, ablation: str, seed: int = 0) -> SemanticTables:
+    """One part of a reference table changed, the rest kept (the clean ablations of notebook 07):
+    randpool: pool neighbours drawn at random from other users' prefixes (compare with the `_user`
+              tables, whose semantic neighbours are of other users too);
+    randsub:  substitution (item) neighbours drawn at random;
+    norm20:   pool embeddings scaled to a mean row norm of SIMCSE_NORM, the size of the inputs the
+              authors' synthesizer sees (neighbours unchanged)."""
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation {ablation!r}; choose one of {ABLATIONS}")
+    changed = {}
+    if ablation == "randpool":
+        pool = PrefixSet(tables.pool_users, tables.pool_lengths, "prefix")
+        changed["pool_neighbors"] = random_pool_neighbors(tables.pool_users, pool, tables.k, seed)
+    elif ablation == "randsub":
+        changed["item_neighbors"] = random_item_neighbors(len(tables.item_emb) - 1, tables.item_neighbors.shape[1],
+                                                          seed)
+    else:
+        norm = np.linalg.norm(tables.pool_emb, axis=1).mean()
+        changed["pool_emb"] = (tables.pool_emb * (SIMCSE_NORM / norm)).astype(np.float32)
+    return dataclasses.replace(tables, **changed, description=f"{tables.description}; ablation {ablation}")
 
 
 def random_neighbor_tables(train_sequences, n_items: int, pool: PrefixSet, k: int = 10, seed: int = 0,

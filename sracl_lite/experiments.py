@@ -4,7 +4,7 @@
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from .losses import SYNTHESIZER_INITS, SYNTHESIZER_MODES
+from .losses import SYNTHESIZER_INITS, SYNTHESIZERS
 from .metrics import metric_names
 from .model import ModelConfig
 
@@ -52,7 +52,8 @@ class TrainConfig:
     similarity: str = "dot"         # "dot": dot products (reference); "cosine": of unit vectors (ours, beyond the
                                     # reference: bounded logits; pair it with a temperature such as 0.1-0.5)
     k: Optional[int] = None         # neighbours used per anchor / item; None = all in the tables
-    synthesizer: str = "learned"    # "learned" (paper) | "uniform" (the w/o-synthesizer ablation)
+    synthesizer: str = "learned"    # "learned" (paper) | "uniform" (the w/o-synthesizer ablation) |
+                                    # "uniform_dropout" (uniform, the learned weights' dropout kept)
     synth_dropout: float = 0.5      # dropout on the synthesizer's weights (reference 0.5)
     synth_init: str = "small"       # "small": weights start near uniform (ours); "xavier": W and a Xavier-
                                     # uniform, gain 1.414 (reference); see losses.SampleSynthesizer
@@ -90,8 +91,8 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
-        if self.synthesizer not in SYNTHESIZER_MODES:
-            raise ValueError(f"TrainConfig.synthesizer={self.synthesizer!r}; choose one of {SYNTHESIZER_MODES} "
+        if self.synthesizer not in SYNTHESIZERS:
+            raise ValueError(f"TrainConfig.synthesizer={self.synthesizer!r}; choose one of {tuple(SYNTHESIZERS)} "
                              "(alpha=0 turns the cross-sequence branch off)")
         if self.intra_aug not in INTRA_AUGMENTATIONS:
             raise ValueError(f"TrainConfig.intra_aug={self.intra_aug!r}; choose one of {INTRA_AUGMENTATIONS}")
@@ -258,6 +259,19 @@ VARIANTS = {name: dict(role=role, tables=tables, config=config, description=desc
                                          dict(preset="reference", similarity="cosine", temperature=t),
                                          f"reference preset, LLM item text, cosine at temperature {t} (ours)")
        for t in (0.1, 0.2, 0.5)},
+    # Clean ablations: each changes one part of the design (baselines.ablated_tables; build_tables.py
+    # --ablations). ref_random changes four at once, ref_llm_uniform also drops the weights' dropout.
+    **{f"ref_{short}_{ablation}": ("reference", f"reference_{source}_{ablation}", dict(preset="reference"),
+                                   f"reference preset, {what}, {how}")
+       for short, source, what in (("llm", "llm_text", "LLM item text"), ("collab", "collaborative",
+                                                                           "collaborative vectors"))
+       for ablation, how in (("randpool", "random pool neighbours of other users only"),
+                             ("randsub", "random substitution neighbours only"),
+                             ("norm20", "synthesizer inputs scaled to norm 20"))},
+    **{f"ref_{short}_uniform_drop": ("reference", f"reference_{source}", dict(preset="reference",
+                                                                             synthesizer="uniform_dropout"),
+                                     f"reference preset, {source} tables, uniform weights with their dropout")
+       for short, source in (("llm", "llm_text"), ("collab", "collaborative"))},
 }.items()}
 
 

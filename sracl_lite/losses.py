@@ -127,6 +127,23 @@ class SampleSynthesizer(nn.Module):
         return torch.einsum("bk,bkd->bd", w.to(cand_reps.dtype), cand_reps)
 
 
+class UniformDropoutSynthesizer(SampleSynthesizer):
+    """Uniform weights 1/k with the learned mode's dropout on them (the reference's 0.5): the "w/o
+    synthesizer" ablation that changes the weighting alone (mode "uniform" also drops the dropout)."""
+
+    def __init__(self, text_dim: int, hidden: int, mode: str = "uniform_dropout", dropout: float = 0.5,
+                 init: str = "small"):
+        super().__init__(text_dim, hidden, "uniform", dropout, init)
+
+    def weights(self, anchor_sem, cand_sem):
+        return F.dropout(super().weights(anchor_sem, cand_sem), self.dropout, self.training)
+
+
+# TrainConfig.synthesizer -> the module that weighs the candidates
+SYNTHESIZERS = {"learned": SampleSynthesizer, "uniform": SampleSynthesizer,
+                "uniform_dropout": UniformDropoutSynthesizer}
+
+
 def semantic_substitute(inputs, item_neighbors, prob: float = 0.2, generator=None):
     """Replace each real item, independently with probability `prob`, by one of its neighbours (notebook 05).
 

@@ -173,6 +173,11 @@ def reference_comparisons(semantic: str, cosine: str = "", best: str = "") -> li
         pairs += [("ref_llm_uniform", "ref_llm", "uniform instead of learned synthesizer weights")]
     if cosine:
         pairs += [(cosine, semantic, "cosine logits at the temperature chosen on validation (ours)")]
+    pairs += [(f"{semantic}_randpool", f"{semantic}_user", "random instead of semantic pool neighbours, both of "
+               "other users (clean)"),
+              (f"{semantic}_randsub", semantic, "random instead of semantic substitution neighbours (clean)"),
+              (f"{semantic}_uniform_drop", semantic, "uniform synthesizer weights, their dropout kept (clean)"),
+              (f"{semantic}_norm20", semantic, "synthesizer inputs at the authors' size, norm 20 (clean)")]
     if best and (best, "ref_sasrec") not in {(a, b) for a, b, _ in pairs} and best != "ref_sasrec":
         pairs += [(best, "ref_sasrec", "the variant best on validation vs SASRec")]
     return pairs

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import CHECKPOINT_FORMAT, load_training_state, save_training_state
 from .experiments import TrainConfig
-from .losses import (SampleSynthesizer, cl4srec_augment, info_nce, nt_xent, same_target_groups, same_target_partner,
+from .losses import (SYNTHESIZERS, cl4srec_augment, info_nce, nt_xent, same_target_groups, same_target_partner,
                      semantic_substitute)
 from .metrics import full_ranks, metrics_from_ranks
 from .model import build_model, check_item_ids, resolve_device
@@ -111,8 +111,9 @@ class Trainer:
         self.model = build_model(config.model, ds.n_items, L).to(device)
         self.synthesizer = None
         if config.alpha > 0:
-            self.synthesizer = SampleSynthesizer(self.pool_emb.shape[1], config.model.hidden, config.synthesizer,
-                                                 config.synth_dropout, config.synth_init).to(device)
+            synthesizer = SYNTHESIZERS[config.synthesizer]
+            self.synthesizer = synthesizer(self.pool_emb.shape[1], config.model.hidden, config.synthesizer,
+                                           config.synth_dropout, config.synth_init).to(device)
         params = list(self.model.parameters()) + (list(self.synthesizer.parameters()) if self.synthesizer else [])
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
                                           fused=device.type == "cuda", capturable=config.cuda_graph)

@@ -98,7 +98,10 @@ def test_reference_decomposition_pairs_name_known_variants():
     ids_only = reference_comparisons("ref_collab")
     assert ("ref_collab_user", "ref_collab") in [(a, b) for a, b, _ in ids_only]
     assert ("ref_random", "ref_collab") in [(a, b) for a, b, _ in ids_only]
-    assert not any("template" in a or "uniform" in a for a, _, _ in ids_only)   # no item text there
+    assert not any("template" in a or "titles" in a for a, _, _ in ids_only)   # no item text there
+    clean = {("ref_collab_randpool", "ref_collab_user"), ("ref_collab_randsub", "ref_collab"),
+             ("ref_collab_uniform_drop", "ref_collab"), ("ref_collab_norm20", "ref_collab")}
+    assert clean <= {(a, b) for a, b, _ in ids_only}, "each clean ablation against what it changes one part of"
     with_text = reference_comparisons("ref_llm", cosine="ref_llm_cos_t02")
     assert ("ref_llm_cos_t02", "ref_llm") in [(a, b) for a, b, _ in with_text]
     assert {"ref_template", "ref_titles", "ref_collab", "ref_llm_uniform"} <= {a for a, _, _ in with_text}

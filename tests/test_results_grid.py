@@ -99,7 +99,7 @@ def test_reference_variants_on_ids_with_tables_built_from_interactions(grid, ids
     with pytest.raises(SystemExit):                               # no item text on an ids file
         build_tables.main(["--dataset", "ids", "--data-path", str(ids_file), "--sources", "titles"])
     build_tables.main(["--dataset", "ids", "--data-path", str(ids_file), "--sources", "collaborative", "random",
-                       "--exclude-user", "collaborative"])
+                       "--exclude-user", "collaborative", "--ablations", "collaborative"])
     semantic = tmp_path / "data" / "processed" / "ids" / "semantic"
     same_user = SemanticTables.load(semantic / "reference_collaborative_user.npz")
     users = same_user.pool_users
@@ -107,8 +107,10 @@ def test_reference_variants_on_ids_with_tables_built_from_interactions(grid, ids
     ranked = SemanticTables.load(semantic / "reference_collaborative.npz")
     assert (ranked.pool_neighbors != np.arange(len(users))[:, None]).mean() > 0.9 and len(users) == 30 * 5
     assert run(grid, ids_file, out, "--variants", "ref_collab", "ref_collab_user", "ref_random", "duorec",
-               "ref_sasrec", "ref_cl4srec") == 0
+               "ref_sasrec", "ref_cl4srec", "ref_collab_randpool", "ref_collab_uniform_drop") == 0
     rows = pd.read_csv(out / "toy-ids.csv").set_index("variant")
+    assert rows.loc["ref_collab_uniform_drop", "synthesizer"] == "uniform_dropout"
+    assert rows.loc["ref_collab_randpool", "tables_sha256"] != rows.loc["ref_collab", "tables_sha256"]
     assert not rows.loc["ref_collab", "exclude_history"] and rows.loc["ref_collab", "cross_loss"] == "nt_xent"
     # the baselines under the reference preset share its protocol, without any semantic loss
     assert not rows.loc["ref_sasrec", "exclude_history"] and rows.loc["ref_sasrec", "early_stop"] == "recbole"

@@ -282,3 +282,38 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_ends_as_an_uninterrupted_o
     with pytest.raises(ValueError, match=r"run.pt: the training state of another run \(it differs in settings "
                                          r"\['lr'\]\); delete it to train this run from the start"):
         Trainer(ds, config(**settings, lr=5e-3), tables).fit(state_path=state)
+
+
+def test_clean_ablations_change_one_part_each(ds, tables):
+    from sracl_lite.baselines import SIMCSE_NORM, ablated_tables
+    parts = ("item_emb", "item_neighbors", "pool_users", "pool_lengths", "pool_emb", "pool_neighbors")
+    for ablation, changed in (("randpool", "pool_neighbors"), ("randsub", "item_neighbors"), ("norm20", "pool_emb")):
+        ablated = ablated_tables(tables, ablation, seed=7)   # the fixture itself drew seed 0
+        for part in parts:
+            same = np.array_equal(getattr(ablated, part), getattr(tables, part))
+            assert same == (part != changed), f"{ablation} must change {changed} alone, not {part}"
+    randpool = ablated_tables(tables, "randpool", seed=7)
+    assert (tables.pool_users[randpool.pool_neighbors] != tables.pool_users[:, None]).all(), "other users only"
+    randsub = ablated_tables(tables, "randsub", seed=7).item_neighbors
+    assert (randsub[0] == 0).all() and (randsub[1:] != np.arange(1, len(randsub))[:, None]).all()
+    norm20 = ablated_tables(tables, "norm20").pool_emb
+    assert np.linalg.norm(norm20, axis=1).mean() == pytest.approx(SIMCSE_NORM, rel=1e-5)
+    np.testing.assert_allclose(norm20 / np.linalg.norm(norm20, axis=1, keepdims=True),
+                               tables.pool_emb / np.linalg.norm(tables.pool_emb, axis=1, keepdims=True), atol=1e-6)
+    with pytest.raises(ValueError, match="choose one of"):
+        ablated_tables(tables, "everything")
+
+
+def test_uniform_weights_with_dropout_keep_only_the_dropout(ds, tables):
+    from sracl_lite.losses import SYNTHESIZERS
+    synth = SYNTHESIZERS["uniform_dropout"](8, 16, "uniform_dropout", dropout=0.5)
+    anchor, cand = torch.randn(64, 8), torch.randn(64, 4, 8)
+    assert list(synth.parameters()) == []
+    assert torch.allclose(synth.eval().weights(anchor, cand), torch.full((64, 4), 0.25))
+    torch.manual_seed(0)
+    dropped = synth.train().weights(anchor, cand)
+    assert set(dropped.unique().tolist()) == {0.0, 0.5}, "dropped, or kept and scaled by 1 / (1 - 0.5)"
+    plain = SYNTHESIZERS["uniform"](8, 16, "uniform", dropout=0.5).train()
+    assert torch.equal(plain.weights(anchor, cand), torch.full((64, 4), 0.25)), "plain uniform: no dropout"
+    result = Trainer(ds, config(alpha=0.1, beta=0.0, synthesizer="uniform_dropout"), tables).fit()
+    assert np.isfinite(result.history[-1]["cross"])
