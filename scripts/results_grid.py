@@ -11,7 +11,8 @@ other settings and keeping all others. Each run is recorded whole when it ends; 
 training state after every epoch sits in <out>/.unfinished/, so a killed command, run again,
 resumes its interrupted runs from their last epoch. Variants are defined in
 sracl_lite/experiments.py (VARIANTS), profiles in sracl_lite/experiments.py (PROFILES, shared
-with notebooks 04-06).
+with notebooks 04-06). --set NAME=V1,V2 makes a search: every combination of the values trains
+as its own configuration, named <variant>@NAME=V,... (see results/README.md).
 
 Examples (from the repository root; results/README.md lists the exact grid commands; the Beauty
 file is the SRA-CL authors' data/Beauty/Beauty.txt, copied to data/raw/amazon_beauty_ids.txt):
@@ -22,11 +23,13 @@ file is the SRA-CL authors' data/Beauty/Beauty.txt, copied to data/raw/amazon_be
         --variants sasrec --seeds 1 2 3 --max-len 20 50 --profile paper --device cuda --workers 3
 """
 import argparse
+import ast
 import concurrent.futures as futures
 import dataclasses
 import datetime
 import fcntl
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -89,6 +92,9 @@ def parse_args(argv):
     parser.add_argument("--bf16", action="store_true",
                         help="bf16 autocast on CUDA (default float32; bf16 made SRA-CL runs diverge)")
     parser.add_argument("--out", default=str(ROOT / "results"), help="folder of the CSV and ranks files")
+    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=V1,V2",
+                        help="a search: every combination of these TrainConfig values (model.NAME for the model's) "
+                             "trains as its own configuration, named <variant>@NAME=V,... in the results")
     parser.add_argument("--force", action="store_true",
                         help="train runs again that are already recorded with the same settings (skipped otherwise)")
     parser.add_argument("--dry-run", action="store_true", help="check inputs and list the runs, train nothing")
@@ -108,7 +114,43 @@ def parse_args(argv):
         parser.error("--dataset ids needs --data-path (a file of 'user item' lines, oldest first)")
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    try:
+        args.configurations = search_configurations(args.set)
+    except ValueError as error:
+        parser.error(str(error))
     return args
+
+
+# Settings a search may not vary: they say where and how a run executes, or are set per run already.
+NOT_SEARCHED = ("seed", "max_len", "model", "epochs", "patience", "max_train_prefixes", "unique_candidates")
+
+
+def search_configurations(settings) -> list:
+    """["lr=1e-3,5e-4", "model.dropout=0.2,0.5"] -> [{} ] without settings, else one dict of values for
+    every combination; names are TrainConfig fields or model.<ModelConfig field>."""
+    from sracl_lite.experiments import EXECUTION_FIELDS, TrainConfig
+    from sracl_lite.model import ModelConfig
+    allowed = [f for f in TrainConfig.__dataclass_fields__ if f not in EXECUTION_FIELDS + NOT_SEARCHED]
+    allowed += [f"model.{f}" for f in ModelConfig.__dataclass_fields__ if f != "backbone"]
+    axes = []
+    for setting in settings:
+        name, _, values = setting.partition("=")
+        if name not in allowed or not values:
+            raise ValueError(f"--set {setting!r}: give NAME=V1,V2 with NAME one of {', '.join(allowed)}")
+        axes.append([(name, parse_value(v)) for v in values.split(",")])
+    return [dict(combination) for combination in itertools.product(*axes)]
+
+
+def parse_value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text          # a word, such as cosine
+
+
+def configuration_name(variant: str, overrides: dict) -> str:
+    """The results name of a variant with searched values: ref_sasrec@lr=0.0005,model.dropout=0.2."""
+    return variant + ("@" + ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else "")
 
 
 def results_name(dataset: str, data_path) -> str:
@@ -189,9 +231,12 @@ def train_config(job: dict, device):
     settings = dict(VARIANTS[job["variant"]]["config"])
     backbone = settings.pop("backbone", "sasrec")
     preset = dict(PRESETS[settings.pop("preset", "default")])   # the reference's method settings, or ours
-    model = ModelConfig(**{**preset.pop("model", {}), "backbone": backbone})
-    return TrainConfig(**{**preset, **job["profile_settings"], **settings, "model": model, "max_len": job["max_len"],
-                          "seed": job["seed"], "device": str(device), "bf16": job["bf16"], "progress": job["progress"]})
+    searched = {k: v for k, v in job["overrides"].items() if not k.startswith("model.")}
+    searched_model = {k[len("model."):]: v for k, v in job["overrides"].items() if k.startswith("model.")}
+    model = ModelConfig(**{**preset.pop("model", {}), **searched_model, "backbone": backbone})
+    return TrainConfig(**{**preset, **job["profile_settings"], **settings, **searched, "model": model,
+                          "max_len": job["max_len"], "seed": job["seed"], "device": str(device), "bf16": job["bf16"],
+                          "progress": job["progress"]})
 
 
 def settings_hash(job: dict, data_hash: str) -> str:
@@ -237,7 +282,7 @@ def run_one(job: dict):
     trainer = Trainer(ds, config, tables)
     result = trainer.fit(state_path=job["state_path"])   # a run killed before resumes from its last epoch
 
-    row = {"dataset": job["name"], "variant": job["variant"], "max_len": job["max_len"], "seed": job["seed"],
+    row = {"dataset": job["name"], "variant": job["label"], "max_len": job["max_len"], "seed": job["seed"],
            "role": spec["role"], "description": spec["description"], "backbone": backbone,
            "tables": spec["tables"] or "none",
            "tables_sha256": file_sha256(job["tables_path"])[:12] if job["tables_path"] else "none",
@@ -248,7 +293,8 @@ def run_one(job: dict):
            "valid_metric": config.valid_metric, "exclude_history": config.exclude_history,
            "cross_loss": config.cross_loss if config.alpha > 0 else "off", "synth_init": config.synth_init,
            "pool_match": config.pool_match, "early_stop": config.early_stop,
-           "similarity": config.similarity, "temperature": config.temperature, "settings_hash": job["settings_hash"]}
+           "similarity": config.similarity, "temperature": config.temperature, "settings_hash": job["settings_hash"],
+           "searched": ",".join(f"{k}={v}" for k, v in job["overrides"].items()) or "none"}
     row.update({f"valid_{m}": result.valid[m] for m in metric_names()})
     row.update({f"test_{m}": result.test[m] for m in metric_names()})
     row.update({"best_epoch": result.best_epoch, "epochs_run": len(result.history),
@@ -323,10 +369,10 @@ def already_recorded(out: Path, job: dict, force: bool) -> bool:
     if not csv_path.exists():
         return False
     rows = pd.read_csv(csv_path)
-    rows = rows[(rows.variant == job["variant"]) & (rows.max_len == job["max_len"]) & (rows.seed == job["seed"])]
+    rows = rows[(rows.variant == job["label"]) & (rows.max_len == job["max_len"]) & (rows.seed == job["seed"])]
     if rows.empty:
         return False
-    run = f"{job['name']} {job['variant']} max_len={job['max_len']} seed={job['seed']}"
+    run = f"{job['name']} {job['label']} max_len={job['max_len']} seed={job['seed']}"
     same = "settings_hash" in rows and (rows["settings_hash"].astype(str) == job["settings_hash"]).any()
     if same and not force:
         print(f"skipped {run}: recorded with the same settings ({job['settings_hash']}); --force trains it again")
@@ -369,23 +415,25 @@ def main(argv=None):
         check_same_data(out, name, data_hash)
         # seed-major: a later seed's compiled step is then read from the compile cache, not compiled again
         for seed in args.seeds:
-            for variant in args.variants:
+            for variant, overrides in itertools.product(args.variants, args.configurations):
                 for max_len in args.max_len:
                     device = f"cuda:{len(jobs) % gpus}" if gpus > 1 else args.device
+                    label = configuration_name(variant, overrides)
                     jobs.append(dict(dataset=dataset, name=name, load_kwargs=kwargs, variant=variant, seed=seed,
-                                     max_len=max_len, device=device, compile=args.compile,
-                                     cuda_graph=args.cuda_graph, bf16=args.bf16, train_last=args.train_last,
+                                     overrides=overrides, label=label, max_len=max_len, device=device,
+                                     compile=args.compile, cuda_graph=args.cuda_graph, bf16=args.bf16,
+                                     train_last=args.train_last,
                                      profile=profile, profile_settings=settings, tables_path=str(tables[variant] or ""),
                                      threads=threads, progress=args.workers == 1, git_commit=commit,
                                      command=command))
                     jobs[-1]["settings_hash"] = settings_hash(jobs[-1], data_hash)
                     jobs[-1]["state_path"] = str(out / ".unfinished" / name / (
-                        f"{variant}-max_len{max_len}-seed{seed}-{jobs[-1]['settings_hash']}.pt"))
+                        f"{label}-max_len{max_len}-seed{seed}-{jobs[-1]['settings_hash']}.pt"))
     jobs = [job for job in jobs if not already_recorded(out, job, args.force)]
     print(f"{len(jobs)} runs to train, profile {profile} {settings}, {args.workers} worker(s), results in {out}")
     if args.dry_run:
         for job in jobs:
-            print(f"  {job['name']} {job['variant']} max_len={job['max_len']} seed={job['seed']} on {job['device']}")
+            print(f"  {job['name']} {job['label']} max_len={job['max_len']} seed={job['seed']} on {job['device']}")
         return 0
 
     failed = []
@@ -395,7 +443,7 @@ def main(argv=None):
             row, test_ranks = outcome()
         except Exception:  # one failed run must not lose the others: report it and go on
             failed.append(job)
-            print(f"FAILED {job['name']} {job['variant']} max_len={job['max_len']} seed={job['seed']}:\n"
+            print(f"FAILED {job['name']} {job['label']} max_len={job['max_len']} seed={job['seed']}:\n"
                   f"{traceback.format_exc()}", file=sys.stderr, flush=True)
             return
         record(out, job["name"], row, test_ranks)

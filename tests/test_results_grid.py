@@ -182,3 +182,25 @@ def test_a_grid_killed_half_way_finishes_only_the_missing_runs(ids_file, tmp_pat
     kept = final.set_index("seed").loc[recorded.seed, "date"]
     assert (kept.to_numpy() == recorded["date"].to_numpy()).all(), "recorded runs are not trained again"
     assert not list((out / ".unfinished").rglob("*.pt")), "every state file is gone once its run is recorded"
+
+
+def test_a_search_trains_every_combination_as_its_own_named_configuration(grid, ids_file, tmp_path, capsys):
+    assert grid.search_configurations(["lr=1e-3,5e-4", "model.dropout=0.2"]) == [
+        {"lr": 1e-3, "model.dropout": 0.2}, {"lr": 5e-4, "model.dropout": 0.2}]
+    assert grid.search_configurations(["similarity=cosine"]) == [{"similarity": "cosine"}]
+    with pytest.raises(SystemExit):
+        grid.parse_args(["--set", "seed=1,2"])          # seeds are --seeds, not a searched setting
+    assert "NAME one of" in capsys.readouterr().err
+    job = dict(variant="ref_sasrec", overrides={"lr": 5e-4, "model.dropout": 0.2}, profile_settings={}, max_len=20,
+               seed=1, bf16=False, progress=False)
+    config = grid.train_config(job, "cpu")
+    assert (config.lr, config.model.dropout, config.model.attn_dropout) == (5e-4, 0.2, 0.5), "the rest as the preset"
+    out = tmp_path / "results"
+    assert run(grid, ids_file, out, "--variants", "sasrec", "--set", "lr=1e-3,2e-3", "--seeds", "1") == 0
+    rows = pd.read_csv(out / "toy-ids.csv").set_index("variant")
+    assert sorted(rows.index) == ["sasrec@lr=0.001", "sasrec@lr=0.002"]
+    assert rows.loc["sasrec@lr=0.002", "searched"] == "lr=0.002"
+    assert rows["settings_hash"].nunique() == 2 and rows["test_NDCG@20"].nunique() == 2
+    capsys.readouterr()
+    assert run(grid, ids_file, out, "--variants", "sasrec", "--set", "lr=1e-3,2e-3", "--seeds", "1") == 0
+    assert capsys.readouterr().out.count("skipped toy-ids sasrec@lr=") == 2
