@@ -105,15 +105,16 @@ ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS,
                   min_user_interactions=MIN_USER_INTERACTIONS,
                   min_item_interactions=MIN_ITEM_INTERACTIONS)
 lengths = np.array([len(s) + 2 for s in ds.train_sequences])  # + validation and test items
-summary = pd.Series({"users": ds.n_users, "items": ds.n_items, "interactions": int(lengths.sum()),
-                     "density": lengths.sum() / (ds.n_users * ds.n_items),
-                     "mean sequence length": lengths.mean(), "median sequence length": np.median(lengths)})
-print(summary.to_string(float_format=lambda x: f"{x:,.4f}"))
+summary = {"users": f"{ds.n_users:,}", "items": f"{ds.n_items:,}", "interactions": f"{lengths.sum():,}",
+           "density": f"{lengths.sum() / (ds.n_users * ds.n_items):.4f}",
+           "mean sequence length": f"{lengths.mean():.2f}", "median sequence length": f"{np.median(lengths):g}"}
+print(pd.Series(summary).to_string())
 print("\nwhat the filters removed:", json.dumps(ds.stats, indent=1))
 
 # %% [markdown]
 # ## 4. Sequence lengths and item popularity
-# Recommendation data are sparse and long-tailed: a few items collect most interactions. The paper
+# Recommendation data are sparse and long-tailed: a minority of items collects a large share of the
+# interactions (the share of the 10% most popular ones is printed below). The paper
 # argues that semantic positives help most where collaborative signal is thin (short sequences,
 # rare items), so keep these two shapes in mind.
 

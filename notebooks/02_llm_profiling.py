@@ -86,7 +86,7 @@ import numpy as np
 from sracl_lite import answer_quality as AQ
 from sracl_lite import llm, paths, profiling, prompts
 from sracl_lite.data import load_dataset
-from sracl_lite.notebook import set_seed
+from sracl_lite.notebook import expect, set_seed
 set_seed(SEED)
 ds = load_dataset(DATASET, interactions_path=INTERACTIONS, items_path=ITEMS)
 print(inspect.getsource(prompts.user_prompts))
@@ -114,9 +114,11 @@ for (user, length), prompt in user_prompts.items():
 print("held-out titles found in user prompts:", leaks)
 
 # %% [markdown]
-# The **per-prefix** option builds one prompt per training prefix, as the reference code does (one
-# LLM call per training sample: about 97k here, a GPU job). Its prompt for a full training sequence
-# is the per-user prompt, so both share cache entries.
+# The **per-prefix** option builds one prompt per prefix of every user's training sequence, as the
+# reference code does (one LLM call per training sample: about 97k here, a GPU job). It counts
+# lengths 1 up to the whole training sequence: one more per user (943) than the 96,458 training
+# prefixes of notebook 01, which each need a next item. Its prompt for a whole training sequence is
+# the per-user prompt, so both share cache entries.
 
 # %%
 per_prefix = prompts.user_prompts(ds, granularity="prefix")
@@ -143,7 +145,8 @@ print(template_users[first_user][:300], "...")
 # wrapped in the model's chat template, prompts are sorted by length and padded **on the left**, so
 # that every row's last token is its prompt's last token and generation continues from there.
 # Decoding is greedy with a repetition penalty of 1.2 (without it the model loops on one sentence)
-# and stops at 64 new tokens (about 45 words: decoding is most of the cost on a CPU).
+# and stops at 64 new tokens (about 50 words: decoding is most of the cost on a CPU), fewer than the
+# prompts ask for (section 6 counts how many answers that cuts).
 
 # %%
 src = inspect.getsource(llm.TransformersBackend.generate)
@@ -299,10 +302,14 @@ print(f"titles quoted in user profiles: {dict(mentions)}; "
       f"profiles with at least one invented title: {invented_share:.2f}")
 cut_off = {"items": AQ.cut_off_share(item_answers), "users": AQ.cut_off_share(user_answers)}
 print("cut off at the token limit:", {k: round(v, 2) for k, v in cut_off.items()})
+words = {name: int(np.median([len(a.split()) for a in answers.values()]))
+         for name, answers in (("items", item_answers), ("users", user_answers))}
+print("median words per answer:", words)
 
 # %% [markdown]
-# How long are the answers? A pile at the right edge is answers cut at the 64-token limit, which
-# holds about 45 words.
+# How long are the answers? A pile at the right edge is answers cut at the 64-token limit (the
+# medians above: about 50 words), while the prompts ask for up to 130 words about an item (80 of
+# summary, 50 on its audience) and 100 about a user.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
@@ -317,8 +324,9 @@ plt.show()
 # **Reading the numbers.** The answers are fluent and partly grounded: the genre words an item
 # summary names match that item's genres far more often than a random item's (the genres are in
 # the prompt, and the model repeats them), and some of the titles a user profile quotes do come
-# from the user's history. But most quoted titles exist nowhere in the catalogue, over a third of
-# the profiles contain one, and nearly every answer is cut at the 64-token limit. Reading a sample
+# from the user's history. But most quoted titles exist nowhere in the catalogue and over a third of
+# the profiles contain one. Nearly every answer is cut at the 64-token limit: that cut is ours (a
+# budget for CPU decoding, below what the prompts ask for), not the model's. Reading a sample
 # confirms it: summaries invent plots, dates, awards, cast and sequels, or read like a review
 # instead of a summary; profiles list many genres at once. Notebook 03 measures what this does to
 # retrieval; expect the template texts to be as good or better with this model. The method
@@ -345,7 +353,7 @@ assert leaks == 0, "a user prompt lists one of that user's validation/test title
 assert list(user_prompts) == [(u, len(s)) for u, s in enumerate(ds.train_sequences)]
 assert len(item_answers) == ds.n_items and len(user_answers) == ds.n_users, \
     f"{profile_folder} is incomplete: rerun scripts/generate_profiles.py --dataset {DATASET} to finish it"
-assert 0 <= shuffled <= 1 and 0 <= real <= 1
+expect(real > shuffled, "item summaries name their own item's genres more often than a random item's")
 
 # %% [markdown]
 # The answer files hold one answer per key and no prompt text (a user prompt carries that user's
