@@ -429,7 +429,10 @@ def main(argv=None):
                     jobs[-1]["settings_hash"] = settings_hash(jobs[-1], data_hash)
                     jobs[-1]["state_path"] = str(out / ".unfinished" / name / (
                         f"{label}-max_len{max_len}-seed{seed}-{jobs[-1]['settings_hash']}.pt"))
-    jobs = [job for job in jobs if not already_recorded(out, job, args.force)]
+    recorded = [job for job in jobs if already_recorded(out, job, args.force)]
+    for job in recorded:    # a kill between recording a run and removing its state leaves the state behind
+        Path(job["state_path"]).unlink(missing_ok=True)
+    jobs = [job for job in jobs if job not in recorded]
     print(f"{len(jobs)} runs to train, profile {profile} {settings}, {args.workers} worker(s), results in {out}")
     if args.dry_run:
         for job in jobs:
