@@ -263,7 +263,8 @@ for name, (grid, semantic, _) in regimes.items():
 asked = lambda a, q, semantic: a in (semantic, "ref_cl4srec", "ref_duorec") or "best on validation" in q
 regime_pairs = {(name, a, b) for name, (grid, semantic, _) in regimes.items() for a, b, q in grid.comparisons
                 if b == "ref_sasrec" and asked(a, q, semantic)}
-q2 = tests[[(d, a, b) in regime_pairs for d, a, b in zip(tests["dataset"], tests["A"], tests["B"])]]
+q2 = tests.loc[np.array([(d, a, b) in regime_pairs for d, a, b in zip(tests["dataset"], tests["A"], tests["B"])],
+                        dtype=bool)]   # a mask, also when there is no regime
 if len(q2):
     report.plot_changes(q2, "Question 2: the reference preset and the CL baselines vs SASRec, by regime")
     plt.show()
