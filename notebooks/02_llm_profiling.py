@@ -35,14 +35,18 @@
 # SmolLM2-135M and a few minutes on a GPU. Run notebook 01 first.
 
 # %%
-# Colab set-up: installs the project on Colab only; elsewhere this cell does nothing.
+# Colab set-up: on Colab, fetch the project, install what the runtime lacks, import from the clone.
 import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
-    repo = os.environ.get("SRACL_REPO_URL", "https://github.com/sracl-lite/sracl-lite")
-    subprocess.run(["git", "clone", "--depth", "1", repo, "/content/sracl-lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "/content/sracl-lite/requirements.txt",
-                    "-e", "/content/sracl-lite"], check=True)
-    os.chdir("/content/sracl-lite/notebooks")
+REPO_URL = "https://github.com/sracl-lite/sracl-lite"  # a fork: python scripts/set_repo_url.py <its address>
+if "google.colab" in sys.modules:
+    root = os.path.join(os.environ.get("SRACL_COLAB_DIR", "/content"), "sracl-lite")
+    if not os.path.exists(root):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("SRACL_REPO_URL", REPO_URL), root],
+                       check=True)
+    subprocess.run([sys.executable, os.path.join(root, "scripts", "colab_setup.py")], check=True)
+    if root not in sys.path:  # a running kernel never reads the .pth file that an editable install adds
+        sys.path.insert(0, root)
+    os.chdir(os.path.join(root, "notebooks"))
 
 # %%
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.

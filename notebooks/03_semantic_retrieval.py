@@ -33,18 +33,23 @@
 #
 # **Runtime**: about 3 min on a 2-core CPU the first time (encoding about 5,200 texts with
 # all-MiniLM-L6-v2), about 15 s afterwards (embeddings are cached); under a minute on a GPU.
-# Run notebooks 01 and 02 first. Without notebook 02's LLM answers this notebook still runs: it
-# compares the no-LLM sources only.
+# It reads the LLM answers that come with the repository (notebook 02 explains them) and builds
+# notebook 01's dataset if it is missing; without any answers it still runs and compares the no-LLM
+# sources only.
 
 # %%
-# Colab set-up: installs the project on Colab only; elsewhere this cell does nothing.
+# Colab set-up: on Colab, fetch the project, install what the runtime lacks, import from the clone.
 import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
-    repo = os.environ.get("SRACL_REPO_URL", "https://github.com/sracl-lite/sracl-lite")
-    subprocess.run(["git", "clone", "--depth", "1", repo, "/content/sracl-lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "/content/sracl-lite/requirements.txt",
-                    "-e", "/content/sracl-lite"], check=True)
-    os.chdir("/content/sracl-lite/notebooks")
+REPO_URL = "https://github.com/sracl-lite/sracl-lite"  # a fork: python scripts/set_repo_url.py <its address>
+if "google.colab" in sys.modules:
+    root = os.path.join(os.environ.get("SRACL_COLAB_DIR", "/content"), "sracl-lite")
+    if not os.path.exists(root):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("SRACL_REPO_URL", REPO_URL), root],
+                       check=True)
+    subprocess.run([sys.executable, os.path.join(root, "scripts", "colab_setup.py")], check=True)
+    if root not in sys.path:  # a running kernel never reads the .pth file that an editable install adds
+        sys.path.insert(0, root)
+    os.chdir(os.path.join(root, "notebooks"))
 
 # %%
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
@@ -435,3 +440,9 @@ print("all checks passed")
 print(f"{DATASET}, {ENCODER}, k={K}, {len(probes)} probes")
 print(quality.pivot_table(index="source", columns="metric", values="value", sort=False).round(3).to_string())
 print("saved tables:", ", ".join(p.stem for p in saved.values()))
+
+# %%
+# The record that this notebook ran to its end with these parameters: notebooks 05-07, opened
+# alone, read it to know that its files are here.
+from sracl_lite.notebook import mark_finished
+mark_finished("03", DATASET)

@@ -36,17 +36,21 @@
 # **Runtime**: about 1 min on a 2-core CPU with the CPU profile; the paper profile (all 96k
 # prefixes, up to 100 epochs, early stopping) takes 15 to 60 min on 2 CPU cores and a minute or
 # two on a GPU.
-# Run notebook 01 first (it builds the dataset artefact).
+# Opened alone, it builds notebook 01's dataset artefact on the way.
 
 # %%
-# Colab set-up: installs the project on Colab only; elsewhere this cell does nothing.
+# Colab set-up: on Colab, fetch the project, install what the runtime lacks, import from the clone.
 import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
-    repo = os.environ.get("SRACL_REPO_URL", "https://github.com/sracl-lite/sracl-lite")
-    subprocess.run(["git", "clone", "--depth", "1", repo, "/content/sracl-lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "/content/sracl-lite/requirements.txt",
-                    "-e", "/content/sracl-lite"], check=True)
-    os.chdir("/content/sracl-lite/notebooks")
+REPO_URL = "https://github.com/sracl-lite/sracl-lite"  # a fork: python scripts/set_repo_url.py <its address>
+if "google.colab" in sys.modules:
+    root = os.path.join(os.environ.get("SRACL_COLAB_DIR", "/content"), "sracl-lite")
+    if not os.path.exists(root):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("SRACL_REPO_URL", REPO_URL), root],
+                       check=True)
+    subprocess.run([sys.executable, os.path.join(root, "scripts", "colab_setup.py")], check=True)
+    if root not in sys.path:  # a running kernel never reads the .pth file that an editable install adds
+        sys.path.insert(0, root)
+    os.chdir(os.path.join(root, "notebooks"))
 
 # %%
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
@@ -359,3 +363,9 @@ print(f"{DATASET}, profile {PROFILE}: SASRec best epoch {result.best_epoch}/{len
       f"{result.train_seconds:.0f} s of training")
 shown = ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR"]
 print(table.loc[["SASRec test", "popularity test"], shown].round(4).to_string())
+
+# %%
+# The record that this notebook ran to its end with these parameters: notebooks 05-07, opened
+# alone, read it to know that its files are here.
+from sracl_lite.notebook import mark_finished
+mark_finished("04", DATASET)

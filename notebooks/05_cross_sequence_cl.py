@@ -36,18 +36,22 @@
 #   pass of the anchor, the symmetric 2B NT-Xent, and their synthesizer initialisation.
 #
 # **Runtime**: about 4 min on a 2-core CPU with the CPU profile; the paper profile is a GPU job
-# (a few minutes). Run notebooks 01, 03 and 04 first: this notebook reads the semantic tables of
-# notebook 03 and compares with the SASRec run of notebook 04.
+# (a few minutes). It reads the semantic tables of notebook 03 and compares with the SASRec run of
+# notebook 04; opened alone, it runs those two first (about 3 min more on a CPU).
 
 # %%
-# Colab set-up: installs the project on Colab only; elsewhere this cell does nothing.
+# Colab set-up: on Colab, fetch the project, install what the runtime lacks, import from the clone.
 import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
-    repo = os.environ.get("SRACL_REPO_URL", "https://github.com/sracl-lite/sracl-lite")
-    subprocess.run(["git", "clone", "--depth", "1", repo, "/content/sracl-lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "/content/sracl-lite/requirements.txt",
-                    "-e", "/content/sracl-lite"], check=True)
-    os.chdir("/content/sracl-lite/notebooks")
+REPO_URL = "https://github.com/sracl-lite/sracl-lite"  # a fork: python scripts/set_repo_url.py <its address>
+if "google.colab" in sys.modules:
+    root = os.path.join(os.environ.get("SRACL_COLAB_DIR", "/content"), "sracl-lite")
+    if not os.path.exists(root):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("SRACL_REPO_URL", REPO_URL), root],
+                       check=True)
+    subprocess.run([sys.executable, os.path.join(root, "scripts", "colab_setup.py")], check=True)
+    if root not in sys.path:  # a running kernel never reads the .pth file that an editable install adds
+        sys.path.insert(0, root)
+    os.chdir(os.path.join(root, "notebooks"))
 
 # %%
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
@@ -63,6 +67,12 @@ ALPHA = param("alpha", 0.1)           # weight of the cross-sequence loss (refer
 K = param("k", 10)                    # retrieved neighbours per anchor (reference 10)
 REFERENCE_EPOCHS = param("reference_epochs", 2)  # section 9's short CPU run of the reference preset ...
 REFERENCE_PREFIXES = param("reference_prefixes", 4096)  # ... on this many seeded training prefixes
+
+# %%
+# This notebook reads notebook 03's semantic tables and notebook 04's SASRec run. Run alone (a fresh Colab
+# runtime, say) it runs notebooks 03 and 04 first, exactly as in order; else it finds their files.
+from sracl_lite.notebook import run_earlier_notebooks
+run_earlier_notebooks("05", DATASET)
 
 # %% [markdown]
 # ## 1. The semantic tables
@@ -501,3 +511,9 @@ print("all checks passed")
 print(f"{DATASET}, profile {PROFILE}, tables {SEMANTIC_TABLES}, alpha {ALPHA}, k {K}: "
       f"best epoch {result.best_epoch}/{len(history)}, {result.train_seconds:.0f} s of training")
 print(comparison[["HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR"]].round(4).to_string())
+
+# %%
+# The record that this notebook ran to its end with these parameters: notebooks 06 and 07, opened
+# alone, read it to know that its files are here.
+from sracl_lite.notebook import mark_finished
+mark_finished("05", DATASET)

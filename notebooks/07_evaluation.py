@@ -40,17 +40,22 @@
 #
 # **Runtime**: about 20 s on a 2-core CPU. Nothing is trained here: the runs come from
 # `results/<dataset>.csv` and `results/<dataset>_ranks.npz` (see `results/README.md` for the
-# commands). Run notebook 01 first (its dataset artefact is used to check the results files).
+# commands). Section 13 shows the runs of notebooks 04-06; opened alone, this notebook runs
+# notebooks 03-06 first (about 6 min on a CPU).
 
 # %%
-# Colab set-up: installs the project on Colab only; elsewhere this cell does nothing.
+# Colab set-up: on Colab, fetch the project, install what the runtime lacks, import from the clone.
 import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/sracl-lite"):
-    repo = os.environ.get("SRACL_REPO_URL", "https://github.com/sracl-lite/sracl-lite")
-    subprocess.run(["git", "clone", "--depth", "1", repo, "/content/sracl-lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "/content/sracl-lite/requirements.txt",
-                    "-e", "/content/sracl-lite"], check=True)
-    os.chdir("/content/sracl-lite/notebooks")
+REPO_URL = "https://github.com/sracl-lite/sracl-lite"  # a fork: python scripts/set_repo_url.py <its address>
+if "google.colab" in sys.modules:
+    root = os.path.join(os.environ.get("SRACL_COLAB_DIR", "/content"), "sracl-lite")
+    if not os.path.exists(root):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("SRACL_REPO_URL", REPO_URL), root],
+                       check=True)
+    subprocess.run([sys.executable, os.path.join(root, "scripts", "colab_setup.py")], check=True)
+    if root not in sys.path:  # a running kernel never reads the .pth file that an editable install adds
+        sys.path.insert(0, root)
+    os.chdir(os.path.join(root, "notebooks"))
 
 # %%
 # Parameters: every value can be overridden with an environment variable SRACL_<NAME>.
@@ -65,6 +70,12 @@ METRIC = param("metric", "NDCG@20")                # headline metric of the test
 LEVEL = param("level", 0.05)                       # significance level of the paired tests
 LENGTH_EDGES = param("length_edges", "")           # sparsity groups: "" = tertiles, "30,80" = fixed edges
 BEAUTY = param("beauty", "amazon-beauty-ids")      # results/<BEAUTY>.csv: the SASRec sanity check
+
+# %%
+# This notebook reads the runs of notebooks 04-06 (section 13 shows them). Run alone (a fresh Colab
+# runtime, say) it runs notebooks 03-06 first, exactly as in order; else it finds their files.
+from sracl_lite.notebook import run_earlier_notebooks
+run_earlier_notebooks("07", DATASET)
 
 # %% [markdown]
 # ## 1. The protocol
@@ -615,7 +626,7 @@ if beauty is not None:
 else:
     print(f"{beauty_path.name} not found. Make it with (see results/README.md):\n  python scripts/results_grid.py "
           "--dataset ids --data-path <amazon_beauty_ids.txt> --variants sasrec --seeds 1 2 3 --max-len 20 50 "
-          "--profile paper --device cuda --workers 6 --cuda-graph --compile")
+          "--profile paper --device cuda --workers 6")
 
 # %% [markdown]
 # The published numbers are for max_len 50, so only our runs with that window are held against

@@ -18,14 +18,13 @@ Examples (from the repository root; results/README.md lists the exact grid comma
 file is the SRA-CL authors' data/Beauty/Beauty.txt, copied to data/raw/amazon_beauty_ids.txt):
     .venv/bin/python scripts/results_grid.py --variants sasrec cl4srec --seeds 1 2 --profile cpu
     .venv/bin/python scripts/results_grid.py --dataset ml-100k --variants all --seeds 1 2 3 4 5 \\
-        --profile paper --device cuda --workers 14 --cuda-graph --compile
+        --profile paper --device cuda --workers 14
     .venv/bin/python scripts/results_grid.py --dataset ids --data-path data/raw/amazon_beauty_ids.txt \\
         --variants sasrec --seeds 1 2 3 --max-len 20 50 --profile paper --device cuda --workers 3
 """
 import argparse
 import ast
 import concurrent.futures as futures
-import dataclasses
 import datetime
 import fcntl
 import hashlib
@@ -52,7 +51,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing the pack
 from sracl_lite.data import file_sha256
 from sracl_lite.sources import DATASET_NAMES
 from sracl_lite.evaluation import merge_results, rank_key
-from sracl_lite.experiments import PRESETS, PROFILES, VARIANTS  # PROFILES: the budgets notebooks 04-06 use
+from sracl_lite.experiments import PRESETS, PROFILES, STEPS, VARIANTS, with_step  # PROFILES: notebooks 04-06's budgets
 from sracl_lite.metrics import metric_names
 
 
@@ -85,10 +84,10 @@ def parse_args(argv):
     parser.add_argument("--workers", type=int, default=1,
                         help="runs in parallel processes (they share the device; with several GPUs and "
                              "--device cuda, runs go round-robin over the GPUs)")
-    parser.add_argument("--cuda-graph", action="store_true",
-                        help="CUDA: each run's whole training step, Adam included, as one CUDA graph")
-    parser.add_argument("--compile", action="store_true",
-                        help="CUDA: torch.compile's fused kernels for the SASRec runs' step (best with --cuda-graph)")
+    parser.add_argument("--step", choices=STEPS, default="fast",
+                        help="CUDA: fast (default): each run's whole training step, Adam included, as one CUDA graph "
+                             "of torch.compile's fused kernels; captured: the graph without compiling; eager: "
+                             "neither. A run that cannot take a part says why and leaves it out (CPU: always eager)")
     parser.add_argument("--bf16", action="store_true",
                         help="bf16 autocast on CUDA (default float32; bf16 made SRA-CL runs diverge)")
     parser.add_argument("--out", default=str(ROOT / "results"), help="folder of the CSV and ranks files")
@@ -270,11 +269,7 @@ def run_one(job: dict):
         torch.cuda.set_device(device)  # this process's own GPU; CUDA graphs and caches stay on it
     config = train_config(job, device)
     backbone = config.model.backbone
-    # --cuda-graph and --compile apply to the runs that can take them (TrainConfig.*_obstacle); the rest run eager
-    if job["cuda_graph"] and config.cuda_graph_obstacle(device.type) is None:
-        config = dataclasses.replace(config, cuda_graph=True)
-    if job["compile"] and config.compile_obstacle(device.type) is None:
-        config = dataclasses.replace(config, compile="default")
+    config = with_step(config, job["step"], say=lambda reason: print(f"{job['label']} seed {job['seed']}: {reason}"))
     tables = None
     if job["tables_path"]:
         tables = SemanticTables.load(job["tables_path"])
@@ -421,7 +416,7 @@ def main(argv=None):
                     label = configuration_name(variant, overrides)
                     jobs.append(dict(dataset=dataset, name=name, load_kwargs=kwargs, variant=variant, seed=seed,
                                      overrides=overrides, label=label, max_len=max_len, device=device,
-                                     compile=args.compile, cuda_graph=args.cuda_graph, bf16=args.bf16,
+                                     step=args.step, bf16=args.bf16,
                                      train_last=args.train_last,
                                      profile=profile, profile_settings=settings, tables_path=str(tables[variant] or ""),
                                      threads=threads, progress=args.workers == 1, git_commit=commit,

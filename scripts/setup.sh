@@ -12,7 +12,7 @@ python -m pip install -q --upgrade pip
 # build (about 200 MB) set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu.
 python -c "import torch" 2>/dev/null ||
     python -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-python -m pip install -q -r requirements.txt
+python -m pip install -q -r requirements.txt -r requirements-dev.txt
 python -m pip install -q --no-deps -r requirements-offline.txt
 python -m pip install -q --no-deps -e .
 python -m ipykernel install --sys-prefix --name python3 >/dev/null

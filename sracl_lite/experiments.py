@@ -1,7 +1,7 @@
 """What a run is: its settings (TrainConfig), the run profiles and method presets that notebooks
 04-06 share, and the named variants and comparisons of the results grid (notebook 07).
 """
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 from .losses import SYNTHESIZER_INITS, SYNTHESIZERS
@@ -190,15 +190,46 @@ PRESETS = {
 }
 
 
-def profile_config(profile: str, preset: str = "default", **overrides) -> TrainConfig:
+def profile_config(profile: str, preset: str = "default", step: str = "fast", **overrides) -> TrainConfig:
     """TrainConfig of a run profile ("cpu" or "paper", see PROFILES) and a method preset ("default" or
-    "reference", see PRESETS), with `overrides` on top (notebooks 04-06)."""
+    "reference", see PRESETS), with `overrides` on top and the training step of `with_step` (notebooks 04-06)."""
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r}; choose one of {tuple(PROFILES)} (SRACL_PROFILE)")
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}; choose one of {tuple(PRESETS)}")
     # The profile comes after the preset: it sets the budget (epochs, prefixes), the preset the method.
-    return TrainConfig(**{**PRESETS[preset], **PROFILES[profile], **overrides})
+    return with_step(TrainConfig(**{**PRESETS[preset], **PROFILES[profile], **overrides}), step)
+
+
+STEPS = ("fast", "captured", "eager")
+
+
+def with_step(config: TrainConfig, step: str = "fast", say=print) -> TrainConfig:
+    """The config with the training step to run on its device. On CUDA "fast" captures the whole step
+    as one CUDA graph and compiles its losses, "captured" only captures it, "eager" does neither; each
+    gives the eager step's numbers within float tolerance (benchmarks/cuda_graph_check.py), and
+    captured and compiled is 4-14x faster (README, Speed). A part the config cannot take is left out
+    and `say` gets the reason. CPU and bf16 runs stay eager, and a config that already sets
+    cuda_graph or compile is kept as it is."""
+    from .model import resolve_device
+
+    if step not in STEPS:
+        raise ValueError(f"step {step!r}; choose one of {STEPS}")
+    if step == "eager" or config.cuda_graph or config.compile or resolve_device(config.device).type != "cuda":
+        return config
+    if config.bf16:
+        say("eager training step: capturing and compiling were not measured with bf16")
+        return config
+    compile_why = compile_mode = None
+    if step == "fast":
+        compile_why = config.compile_obstacle("cuda")
+        compile_mode = None if compile_why else "default"
+    graph_why = config.cuda_graph_obstacle("cuda")
+    if graph_why:
+        say(f"eager training step, not captured: {graph_why}")
+    elif compile_why:
+        say(f"training step captured as one CUDA graph, not compiled: {compile_why}")
+    return replace(config, cuda_graph=graph_why is None, compile=compile_mode if graph_why is None else None)
 
 
 # name -> what it is, its role, the semantic tables it needs (None: none) and its TrainConfig

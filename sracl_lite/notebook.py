@@ -4,9 +4,13 @@ Notebooks keep one parameters cell; each value there can be overridden with an e
 variable `SRACL_<NAME>` so that tests, GPU runs and readers change settings without editing cells.
 """
 import difflib
+import hashlib
 import json
 import os
 import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,7 @@ import torch
 from . import paths
 
 OVERRIDDEN = {}   # parameters whose SRACL_<NAME> changed the default: name -> value
+READ = {}         # every parameter this notebook read: name -> its SRACL_<NAME> text, or None (the default)
 # Every name a notebook's parameters cell reads (tests/test_notebook_helpers.py checks the list
 # against the notebooks), and the variables read elsewhere: where the data live, what Colab
 # clones, the commit the results grid records. Any other SRACL_* variable is a typo.
@@ -26,7 +31,7 @@ NOTEBOOK_PARAMETERS = {
     "reference_prefixes", "regimes", "results_dir",
     "seed",
     "semantic_tables", "sub_prob"}
-OTHER_VARIABLES = {"data_dir", "repo_url", "git_commit"}
+OTHER_VARIABLES = {"data_dir", "repo_url", "colab_dir", "git_commit"}
 
 
 def check_variables(environ=os.environ):
@@ -45,6 +50,7 @@ def param(name: str, default):
     """The value of SRACL_<NAME> if set (converted to default's type), else default."""
     check_variables()
     raw = os.environ.get(f"SRACL_{name.upper()}")
+    READ[name] = raw
     if raw is None:
         return default
     if isinstance(default, bool):
@@ -115,3 +121,78 @@ def load_metrics(dataset: str, folder=None) -> dict:
     if not folder.exists():
         raise FileNotFoundError(f"{folder}: no saved metrics; run notebooks 04-06 first")
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+# The earlier notebooks whose files a notebook reads. Notebook 01's dataset is rebuilt by
+# data.load_dataset wherever it is missing, and notebook 02 writes files only with
+# SRACL_GENERATE_ALL (notebook 03 then names the answers it lacks), so neither is listed.
+NEEDS = {"05": ("03", "04"), "06": ("03", "04", "05"), "07": ("04", "05", "06")}
+# Minutes a notebook takes run alone: 2-core CPU (default profile) and one H200 (SRACL_PROFILE=paper).
+MINUTES = {"03": (2, 1), "04": (0.5, 1), "05": (2, 3), "06": (1, 2), "07": (0.2, 0.2)}
+
+
+def _finished_path(number: str, dataset: str) -> Path:
+    return paths.processed_dir(dataset) / "notebooks" / f"{number}.json"
+
+
+def _earlier(number: str) -> list:
+    """Every notebook `number` needs, directly or through another, in the order they run."""
+    found = set(NEEDS.get(number, ()))
+    for need in NEEDS.get(number, ()):
+        found |= set(_earlier(need))
+    return sorted(found)
+
+
+def _record(number: str, dataset: str):
+    """The notebook's finished record if it holds for the current settings and for the records of the
+    notebooks it read, else None (never run, other SRACL_* values, or an input made again since)."""
+    path = _finished_path(number, dataset)
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    if any(os.environ.get(f"SRACL_{name.upper()}") != raw for name, raw in record["parameters"].items()):
+        return None
+    for need in NEEDS.get(number, ()):
+        earlier = _record(need, dataset)
+        if earlier is None or record["needs"].get(need) != earlier["key"]:
+            return None
+    return record
+
+
+def mark_finished(number: str, dataset: str):
+    """Record that notebook `number` ran to its end with the parameters it read (its last cell), so
+    that a later notebook opened alone knows that its files are there and are of these settings."""
+    needs = {need: _record(need, dataset)["key"] for need in NEEDS.get(number, ()) if _record(need, dataset)}
+    record = {"notebook": number, "parameters": dict(sorted(READ.items())), "needs": needs}
+    record["key"] = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    path = _finished_path(number, dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
+
+
+def run_earlier_notebooks(number: str, dataset: str):
+    """Make the files of the earlier notebooks this one reads, where they are missing or are of other
+    settings: each such notebook runs whole as a script, as it would in order (its output goes to a
+    log beside its record). A notebook opened alone, on a fresh Colab runtime for example, thus reads
+    the same files as after running the notebooks in order."""
+    todo = [need for need in _earlier(number) if _record(need, dataset) is None]
+    found = [need for need in _earlier(number) if need not in todo]
+    if found:
+        print(f"files of notebook{'s' * (len(found) > 1)} {', '.join(found)} found, made with these settings")
+    for need in todo:
+        script = next((paths.REPO / "notebooks").glob(f"{need}_*.py"))
+        log = _finished_path(need, dataset).with_suffix(".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cpu, gpu = MINUTES[need]
+        print(f"running notebook {script.stem} (about {cpu:g} min on a 2-core CPU, {gpu:g} min on one H200 "
+              f"with SRACL_PROFILE=paper) ...", end=" ", flush=True)
+        started = time.time()
+        env = {**os.environ, "MPLBACKEND": "Agg",
+               "PYTHONPATH": os.pathsep.join([str(paths.REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        with open(log, "w") as out:
+            done = subprocess.run([sys.executable, script.name], cwd=script.parent, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT)
+        if done.returncode != 0 or _record(need, dataset) is None:
+            tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+            raise RuntimeError(f"notebook {script.stem} failed; its whole output is in {log}. Last lines:\n{tail}")
+        print(f"done in {time.time() - started:.0f} s")

@@ -164,9 +164,14 @@ def load_cached(prompts: dict, cache_path, missing: str = "error") -> dict:
 
 
 def profile_dirs(dataset: str, root=None) -> dict:
-    """Profile folders of a dataset: folder -> its prompts.json (model id, settings, prompt config)."""
-    return {meta.parent: json.loads(meta.read_text())
-            for meta in sorted((Path(root or paths.profiles_dir()) / dataset).glob("*/prompts.json"))}
+    """Profile folders of a dataset: folder -> its prompts.json (model id, settings, prompt config),
+    sorted by name. Without `root`: the data folder's and the committed ones (paths.profile_roots); a
+    folder of the data folder hides a committed one of the same name."""
+    found = {}
+    for base in reversed([Path(root)] if root else paths.profile_roots()):
+        for meta in (base / dataset).glob("*/prompts.json"):
+            found[meta.parent.name] = meta
+    return {found[name].parent: json.loads(found[name].read_text()) for name in sorted(found)}
 
 
 def pick_profile_dir(dataset: str, tag: str = None, root=None):

@@ -408,9 +408,8 @@ def test_unknown_backend_name():
 
 def test_committed_profiles_answer_the_current_prompts():
     """The cache in data/profiles must match today's prompt code; otherwise regenerate it."""
-    folders = sorted((paths.profiles_dir("ml-100k")).glob("*/prompts.json"))
-    if not folders:
-        pytest.skip("no committed ML-100K profiles")
+    folders = sorted((paths.COMMITTED_PROFILES / "ml-100k").glob("*/prompts.json"))
+    assert folders, f"no committed ML-100K profiles under {paths.COMMITTED_PROFILES}"
     from sracl_lite.data import load_dataset
     ds = load_dataset("ml-100k")
     for meta in folders:
@@ -441,3 +440,18 @@ def test_texts_with_answers_fall_back_to_templates(toy, tmp_path):
     texts, coverage = profiling.texts_with_answers({**template, "users": users},
                                                    {"items": item_prompts, "users": {(0, 3): "a prompt"}}, tmp_path)
     assert texts is None and coverage["users"] == 0, "a part without any answer means no LLM source"
+
+
+def test_committed_answers_are_found_from_a_data_folder_elsewhere(tmp_path, monkeypatch):
+    """SRACL_DATA_DIR (a mounted Drive folder on Colab) must not hide the committed answers; a folder
+    of the same name in the data folder (answers generated there) takes their place."""
+    committed = sorted(p.parent.name for p in (paths.COMMITTED_PROFILES / "ml-100k").glob("*/prompts.json"))
+    monkeypatch.setenv("SRACL_DATA_DIR", str(tmp_path))
+    found = profiling.profile_dirs("ml-100k")
+    assert [f.name for f in found] == committed
+    assert all(f.parent.parent == paths.COMMITTED_PROFILES for f in found)
+    own = tmp_path / "profiles" / "ml-100k" / committed[-1]
+    own.mkdir(parents=True)
+    (own / "prompts.json").write_text('{"model": "mine"}')
+    assert profiling.pick_profile_dir("ml-100k") == own
+    assert profiling.profile_dirs("ml-100k")[own] == {"model": "mine"}

@@ -317,3 +317,30 @@ def test_uniform_weights_with_dropout_keep_only_the_dropout(ds, tables):
     assert torch.equal(plain.weights(anchor, cand), torch.full((64, 4), 0.25)), "plain uniform: no dropout"
     result = Trainer(ds, config(alpha=0.1, beta=0.0, synthesizer="uniform_dropout"), tables).fit()
     assert np.isfinite(result.history[-1]["cross"])
+
+
+def test_cuda_runs_take_the_captured_compiled_step_and_say_why_not(monkeypatch):
+    """with_step (notebooks 04-06, results_grid.py): on CUDA the fast step by default, each fallback with
+    its reason; CPU and bf16 configs unchanged."""
+    from sracl_lite import experiments
+    from sracl_lite.experiments import TrainConfig, with_step
+
+    said = []
+    cpu = TrainConfig(device="cpu")
+    assert with_step(cpu, say=said.append) == cpu and not said
+    monkeypatch.setattr("sracl_lite.model.resolve_device", lambda name: torch.device("cuda"))
+    fast = with_step(TrainConfig(device="cuda"), say=said.append)
+    assert (fast.cuda_graph, fast.compile, said) == (True, "default", [])
+    captured = with_step(TrainConfig(device="cuda"), "captured", say=said.append)
+    assert (captured.cuda_graph, captured.compile) == (True, None)
+    cl4srec = with_step(TrainConfig(device="cuda", intra_aug="cl4srec"), say=said.append)
+    assert (cl4srec.cuda_graph, cl4srec.compile) == (True, None) and "not compiled" in said[-1]
+    unique = with_step(TrainConfig(device="cuda", unique_candidates=True), say=said.append)
+    assert (unique.cuda_graph, unique.compile) == (False, None) and "unique_candidates" in said[-1]
+    bf16 = with_step(TrainConfig(device="cuda", bf16=True), say=said.append)
+    assert (bf16.cuda_graph, bf16.compile) == (False, None) and "bf16" in said[-1]
+    assert with_step(TrainConfig(device="cuda"), "eager", say=said.append).cuda_graph is False
+    assert experiments.profile_config("paper", device="cuda").cuda_graph      # the notebooks' default
+    assert not experiments.profile_config("paper", step="eager", device="cuda").cuda_graph
+    # the computed settings (and so results_grid's settings_hash) do not see the step
+    assert fast.computed_settings() == TrainConfig(device="cuda").computed_settings()

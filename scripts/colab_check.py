@@ -1,0 +1,155 @@
+"""Run notebooks as a Colab user meets them: each alone, on a fresh runtime, from its stored .ipynb.
+
+For each notebook named, a simulated fresh Colab runtime: a new virtual environment that sees only
+the runtime's preinstalled packages (torch, numpy, pandas, matplotlib, ipykernel, as Colab ships
+them; made once, in build/colab/runtime), a `google.colab` module imported when the kernel starts,
+an empty working folder standing in for /content, and SRACL_REPO_URL pointing at a clone of this
+repository's committed HEAD. The stored notebook then runs top to bottom in that kernel: its set-up
+cell clones and installs, and the notebook makes whatever earlier notebooks' files it reads. A
+notebook passes when it prints "all checks passed". With --compare DATA_DIR (a data folder of the
+notebooks run in order with the same settings, e.g. data/ after `scripts/run_notebooks.py`), the
+files it made (semantic tables, saved runs) must equal those, bit for bit.
+
+Usage (from the repository root, commit first: the runtime clones HEAD):
+    .venv/bin/python scripts/colab_check.py 01 02 03 04 05 06 07
+    .venv/bin/python scripts/colab_check.py 05 --compare data
+Needs the package registry (the set-up cell installs from it) and about 3 GB of disk per notebook.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jupytext
+import nbclient
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "colab"
+# The runtime's own packages, at the versions a Colab runtime had when this was written (torch is this
+# machine's build: a Colab GPU runtime has a CUDA build of another version).
+PREINSTALLED = ["torch==2.13.0", "numpy==2.0.2", "pandas==2.2.2", "matplotlib==3.10.0", "ipykernel==6.17.1",
+                "packaging"]
+
+
+def site_packages(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3*/site-packages"))
+
+
+def make_runtime(path: Path) -> Path:
+    """The preinstalled packages, in a virtual environment made once and reused (Colab's image)."""
+    if not (path / "ready").exists():
+        shutil.rmtree(path, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        *PREINSTALLED], check=True)
+        (path / "ready").write_text("\n".join(PREINSTALLED) + "\n")
+    return path
+
+
+def fresh_runtime(folder: Path, runtime: Path) -> Path:
+    """A new virtual environment that sees the runtime's packages, a google.colab module and a
+    kernel spec that imports it at start, as Colab's kernel does."""
+    venv = folder / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    packages = site_packages(venv)
+    (packages / "colab_runtime.pth").write_text(str(site_packages(runtime)) + "\n")
+    (packages / "google" / "colab").mkdir(parents=True)
+    (packages / "google" / "colab" / "__init__.py").write_text('"""Stands in for Colab\'s module."""\n')
+    spec = folder / "kernels" / "colab"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                 "--IPKernelApp.exec_lines=import google.colab"],
+        "display_name": "Colab (simulated)", "language": "python",
+        "env": {"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)}}))
+    return spec.parent
+
+
+def run_alone(number: str, runtime: Path, repo: str, work: Path) -> tuple:
+    """Execute one stored notebook on a fresh runtime. Returns (seconds, error or None, content folder)."""
+    stored = next((ROOT / "notebooks").glob(f"{number}_*.ipynb"))
+    folder = work / number
+    content = folder / "content"
+    content.mkdir(parents=True)
+    kernels = fresh_runtime(folder, runtime)
+    notebook = jupytext.read(stored)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    os.environ.update(SRACL_REPO_URL=repo, SRACL_COLAB_DIR=str(content))
+    started, error = time.time(), None
+    with tempfile.TemporaryDirectory() as sockets:
+        kernel = KernelManager(kernel_name="colab", transport="ipc", ip=str(Path(sockets) / "kernel"),
+                               kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
+        client = nbclient.NotebookClient(notebook, km=kernel, timeout=3600, kernel_name="colab",
+                                         resources={"metadata": {"path": str(content)}})
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            error = str(e).strip().splitlines()[-1][:300]
+        finally:
+            if kernel.has_kernel:
+                kernel.shutdown_kernel(now=True)
+    jupytext.write(notebook, folder / stored.name)
+    text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    if error is None and "all checks passed" not in text:
+        error = 'no "all checks passed" in its output'
+    setup = next((line for line in text.splitlines() if line.startswith("set up in")), "no set-up line")
+    print(f"  {setup}")
+    for line in text.splitlines():
+        if line.startswith(("running notebook", "files of notebook")):
+            print(f"  {line}")
+    return time.time() - started, error, content
+
+
+def digest(data: Path) -> dict:
+    """What the notebooks made, for the comparison: each semantic table file's bytes, and each saved
+    run's metrics, ranks and best epoch (its timings and history differ run to run)."""
+    found = {}
+    for path in sorted(data.glob("processed/*/semantic/*")):
+        found[str(path.relative_to(data))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for path in sorted(data.glob("processed/*/metrics/*.json")):
+        run = json.loads(path.read_text())
+        kept = {k: run.get(k) for k in ("valid", "test", "valid_ranks", "test_ranks", "best_epoch")}
+        found[str(path.relative_to(data))] = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+    return found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="+", help="numbers, e.g. 01 05")
+    parser.add_argument("--repo", default=f"file://{ROOT}", help="what the set-up cell clones (default: this checkout)")
+    parser.add_argument("--compare", type=Path, help="a data folder of the notebooks run in order")
+    parser.add_argument("--keep", action="store_true", help="keep each runtime's folder under build/colab/")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    runtime = make_runtime(BUILD / "runtime")
+    failed = []
+    for number in args.notebooks:
+        work = Path(tempfile.mkdtemp(prefix=f"alone-{number}-", dir=BUILD))
+        print(f"{number}: a fresh runtime ...", flush=True)
+        seconds, error, content = run_alone(number, runtime, args.repo, work)
+        if error is None and args.compare:
+            made, reference = digest(content / "sracl-lite" / "data"), digest(args.compare)
+            differ = sorted(k for k in made if reference.get(k) != made[k])
+            print(f"  {len(made) - len(differ)} of {len(made)} files equal to {args.compare}'s")
+            error = f"differ from the run in order: {', '.join(differ)}" if differ else None
+        print(f"{number}: {'passed' if error is None else 'FAILED: ' + error} in {seconds:.0f} s", flush=True)
+        failed += [number] if error else []
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"{len(args.notebooks) - len(failed)} of {len(args.notebooks)} notebooks passed alone on a fresh runtime")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
