@@ -63,3 +63,37 @@ def test_expect_asserts_in_the_default_run_and_reports_under_overrides(monkeypat
     notebook.param("dataset", "ml-100k")
     notebook.expect(False, "SASRec beats popularity")
     assert "DOES NOT HOLD here (the default run asserts it): SASRec beats popularity" in capsys.readouterr().out
+
+
+def test_a_notebook_run_alone_runs_the_earlier_notebooks_it_reads_once_per_setting(tmp_path, monkeypatch, capsys):
+    """run_earlier_notebooks / mark_finished on stand-in notebooks 03-05: missing files are made by running
+    the earlier notebooks in order; found ones are not run again; another value of a parameter a notebook
+    read runs it again, and every notebook that read its files; a failing one names its log."""
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    runs = tmp_path / "runs.txt"
+    for number, reads in {"03": "seed", "04": "k", "05": "k"}.items():
+        (repo / "notebooks" / f"{number}_stand_in.py").write_text(
+            "from sracl_lite.notebook import param, mark_finished\n"
+            f"param('dataset', 'toy'); param('{reads}', 1)\n"
+            f"open({str(runs)!r}, 'a').write('{number} ')\n"
+            f"mark_finished('{number}', 'toy')\n")
+    monkeypatch.setattr(notebook.paths, "REPO", repo)
+    monkeypatch.setattr(notebook, "READ", {})
+    monkeypatch.setenv("SRACL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PYTHONPATH", str(Path(notebook.__file__).resolve().parents[1]))
+    for name in ("SRACL_SEED", "SRACL_K", "SRACL_DATASET"):
+        monkeypatch.delenv(name, raising=False)
+
+    notebook.run_earlier_notebooks("06", "toy")
+    assert runs.read_text() == "03 04 05 " and "running notebook 05_stand_in" in capsys.readouterr().out
+    notebook.run_earlier_notebooks("06", "toy")
+    assert runs.read_text() == "03 04 05 "
+    assert "files of notebooks 03, 04, 05 found" in capsys.readouterr().out
+    monkeypatch.setenv("SRACL_SEED", "2")           # read by 03 only: 03 again, then 05, which read 03's files
+    notebook.run_earlier_notebooks("06", "toy")
+    assert runs.read_text() == "03 04 05 03 05 "
+    monkeypatch.setenv("SRACL_K", "3")
+    (repo / "notebooks" / "04_stand_in.py").write_text("raise SystemExit('broken on purpose')\n")
+    with pytest.raises(RuntimeError, match=r"notebook 04_stand_in failed; its whole output is in .*04\.log"):
+        notebook.run_earlier_notebooks("05", "toy")

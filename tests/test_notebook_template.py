@@ -29,6 +29,16 @@ def test_notebook_follows_the_template(path):
     assert headings.index("## Checks") < headings.index("## Results")
 
 
+def test_the_readme_opens_every_notebook_in_colab_from_the_templates_address():
+    """The address lives in _template.py's REPO_URL; scripts/set_repo_url.py keeps the README's links on it."""
+    owner_name = re.search(r'REPO_URL = "https://github\.com/([^"]+)"', TEMPLATE.cells[1].source).group(1)
+    readme = (NOTEBOOKS.parent / "README.md").read_text()
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        link = f"https://colab.research.google.com/github/{owner_name}/blob/main/notebooks/{path.name}"
+        assert link in readme, f"README.md lacks the Colab link {link}"
+    assert len(re.findall(r"colab\.research\.google\.com/github/", readme)) == len(list(NOTEBOOKS.glob("[0-9]*.ipynb")))
+
+
 def test_template_itself_passes_its_rules():
     assert TEMPLATE.cells[0].source.startswith("# NN · ")
     assert [line for line in TEMPLATE.cells[2].source.splitlines()[2:] if not PARAMETER_LINE.match(line)] == []
