@@ -102,7 +102,7 @@ config = experiments.profile_config(PROFILE, alpha=0.0, beta=0.0, seed=SEED, dev
 prefixes = ds.train_prefixes(config.max_len)
 print(f"{DATASET}: {ds.n_users} users, {ds.n_items} items, {len(prefixes.targets):,} training prefixes, "
       f"inputs {prefixes.inputs.shape}")
-profiles = pd.DataFrame({name: vars(experiments.profile_config(name, alpha=0.0, beta=0.0))
+profiles = pd.DataFrame({name: vars(experiments.profile_config(name, step="eager", alpha=0.0, beta=0.0))
                          for name in experiments.PROFILES}).drop(index="model")
 print(profiles.loc[["max_train_prefixes", "epochs", "patience", "batch_size", "lr", "max_len",
                     "valid_metric", "unique_candidates"]].to_string())
