@@ -6,13 +6,13 @@ them; made once, in build/colab/runtime), a `google.colab` module imported when 
 an empty working folder standing in for /content, and SRACL_REPO_URL pointing at a clone of this
 repository's committed HEAD. The stored notebook then runs top to bottom in that kernel: its set-up
 cell clones and installs, and the notebook makes whatever earlier notebooks' files it reads. A
-notebook passes when it prints "all checks passed". With --compare DATA_DIR (a data folder of the
-notebooks run in order with the same settings, e.g. data/ after `scripts/run_notebooks.py`), the
-files it made (semantic tables, saved runs) must equal those, bit for bit.
+notebook passes when it prints "all checks passed". With --compare, the notebooks it reads and
+itself then run in order on another fresh runtime (the same packages), and the files of the run
+alone (semantic tables, saved runs) must equal theirs bit for bit.
 
 Usage (from the repository root, commit first: the runtime clones HEAD):
     .venv/bin/python scripts/colab_check.py 01 02 03 04 05 06 07
-    .venv/bin/python scripts/colab_check.py 05 --compare data
+    .venv/bin/python scripts/colab_check.py 05 --compare
 Needs the package registry (the set-up cell installs from it) and about 3 GB of disk per notebook.
 """
 import argparse
@@ -31,6 +31,9 @@ import nbclient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellExecutionError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sracl_lite.notebook import earlier_notebooks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "colab"
@@ -74,40 +77,41 @@ def fresh_runtime(folder: Path, runtime: Path) -> Path:
     return spec.parent
 
 
-def run_alone(number: str, runtime: Path, repo: str, work: Path) -> tuple:
-    """Execute one stored notebook on a fresh runtime. Returns (seconds, error or None, content folder)."""
-    stored = next((ROOT / "notebooks").glob(f"{number}_*.ipynb"))
-    folder = work / number
+def run_notebooks(numbers: list, runtime: Path, repo: str, folder: Path) -> tuple:
+    """Execute stored notebooks one after the other on one fresh runtime, each in its own kernel, as
+    a Colab user who opens them in turn. Returns (seconds, error or None, content folder)."""
     content = folder / "content"
     content.mkdir(parents=True)
     kernels = fresh_runtime(folder, runtime)
-    notebook = jupytext.read(stored)
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
     os.environ.update(SRACL_REPO_URL=repo, SRACL_COLAB_DIR=str(content))
     started, error = time.time(), None
-    with tempfile.TemporaryDirectory() as sockets:
-        kernel = KernelManager(kernel_name="colab", transport="ipc", ip=str(Path(sockets) / "kernel"),
-                               kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
-        client = nbclient.NotebookClient(notebook, km=kernel, timeout=3600, kernel_name="colab",
-                                         resources={"metadata": {"path": str(content)}})
-        try:
-            client.execute()
-        except CellExecutionError as e:
-            error = str(e).strip().splitlines()[-1][:300]
-        finally:
-            if kernel.has_kernel:
-                kernel.shutdown_kernel(now=True)
-    jupytext.write(notebook, folder / stored.name)
-    text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
-    if error is None and "all checks passed" not in text:
-        error = 'no "all checks passed" in its output'
-    setup = next((line for line in text.splitlines() if line.startswith("set up in")), "no set-up line")
-    print(f"  {setup}")
-    for line in text.splitlines():
-        if line.startswith(("running notebook", "files of notebook")):
-            print(f"  {line}")
+    for number in numbers:
+        stored = next((ROOT / "notebooks").glob(f"{number}_*.ipynb"))
+        notebook = jupytext.read(stored)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs = []
+        with tempfile.TemporaryDirectory() as sockets:
+            kernel = KernelManager(kernel_name="colab", transport="ipc", ip=str(Path(sockets) / "kernel"),
+                                   kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
+            client = nbclient.NotebookClient(notebook, km=kernel, timeout=3600, kernel_name="colab",
+                                             resources={"metadata": {"path": str(content)}})
+            try:
+                client.execute()
+            except CellExecutionError as e:
+                error = f"{number}: {str(e).strip().splitlines()[-1][:300]}"
+            finally:
+                if kernel.has_kernel:
+                    kernel.shutdown_kernel(now=True)
+        jupytext.write(notebook, folder / stored.name)
+        text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+        if error is None and "all checks passed" not in text:
+            error = f'{number}: no "all checks passed" in its output'
+        for line in text.splitlines():
+            if line.startswith(("set up in", "running notebook", "files of notebook")):
+                print(f"  {number}: {line}")
+        if error:
+            break
     return time.time() - started, error, content
 
 
@@ -128,7 +132,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="+", help="numbers, e.g. 01 05")
     parser.add_argument("--repo", default=f"file://{ROOT}", help="what the set-up cell clones (default: this checkout)")
-    parser.add_argument("--compare", type=Path, help="a data folder of the notebooks run in order")
+    parser.add_argument("--compare", action="store_true",
+                        help="also run, on one more fresh runtime, the notebooks each one reads and itself in order, "
+                             "and require the files of the run alone to equal theirs bit for bit")
     parser.add_argument("--keep", action="store_true", help="keep each runtime's folder under build/colab/")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -136,14 +142,18 @@ def main():
     failed = []
     for number in args.notebooks:
         work = Path(tempfile.mkdtemp(prefix=f"alone-{number}-", dir=BUILD))
-        print(f"{number}: a fresh runtime ...", flush=True)
-        seconds, error, content = run_alone(number, runtime, args.repo, work)
+        print(f"{number}: alone, on a fresh runtime ...", flush=True)
+        seconds, error, content = run_notebooks([number], runtime, args.repo, work / "alone")
         if error is None and args.compare:
-            made, reference = digest(content / "sracl-lite" / "data"), digest(args.compare)
-            differ = sorted(k for k in made if reference.get(k) != made[k])
-            print(f"  {len(made) - len(differ)} of {len(made)} files equal to {args.compare}'s")
-            error = f"differ from the run in order: {', '.join(differ)}" if differ else None
-        print(f"{number}: {'passed' if error is None else 'FAILED: ' + error} in {seconds:.0f} s", flush=True)
+            in_order = [*earlier_notebooks(number), number]
+            print(f"{number}: notebooks {', '.join(in_order)} in order, on another fresh runtime ...", flush=True)
+            _, error, reference = run_notebooks(in_order, runtime, args.repo, work / "in-order")
+            if error is None:
+                made, wanted = digest(content / "sracl-lite" / "data"), digest(reference / "sracl-lite" / "data")
+                differ = sorted(k for k in set(made) | set(wanted) if made.get(k) != wanted.get(k))
+                print(f"  {len(made) - len(differ)} of {len(made)} files equal to those made in order")
+                error = f"files differ from those made in order: {', '.join(differ)}" if differ else None
+        print(f"{number}: {'passed' if error is None else 'FAILED: ' + error} ({seconds:.0f} s alone)", flush=True)
         failed += [number] if error else []
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -136,11 +136,11 @@ def _finished_path(number: str, dataset: str) -> Path:
     return paths.processed_dir(dataset) / "notebooks" / f"{number}.json"
 
 
-def _earlier(number: str) -> list:
+def earlier_notebooks(number: str) -> list:
     """Every notebook `number` needs, directly or through another, in the order they run."""
     found = set(NEEDS.get(number, ()))
     for need in NEEDS.get(number, ()):
-        found |= set(_earlier(need))
+        found |= set(earlier_notebooks(need))
     return sorted(found)
 
 
@@ -176,8 +176,8 @@ def run_earlier_notebooks(number: str, dataset: str):
     settings: each such notebook runs whole as a script, as it would in order (its output goes to a
     log beside its record). A notebook opened alone, on a fresh Colab runtime for example, thus reads
     the same files as after running the notebooks in order."""
-    todo = [need for need in _earlier(number) if _record(need, dataset) is None]
-    found = [need for need in _earlier(number) if need not in todo]
+    todo = [need for need in earlier_notebooks(number) if _record(need, dataset) is None]
+    found = [need for need in earlier_notebooks(number) if need not in todo]
     if found:
         print(f"files of notebook{'s' * (len(found) > 1)} {', '.join(found)} found, made with these settings")
     for need in todo:
