@@ -27,13 +27,9 @@ import time
 from pathlib import Path
 
 import jupytext
-import nbclient
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient.exceptions import CellExecutionError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sracl_lite.notebook import earlier_notebooks  # noqa: E402
+from run_notebooks import execute, failure_line  # scripts/, the folder of this script
+from sracl_lite.notebook import earlier_notebooks  # run_notebooks put the checkout on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "colab"
@@ -91,18 +87,9 @@ def run_notebooks(numbers: list, runtime: Path, repo: str, folder: Path) -> tupl
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 cell.outputs = []
-        with tempfile.TemporaryDirectory() as sockets:
-            kernel = KernelManager(kernel_name="colab", transport="ipc", ip=str(Path(sockets) / "kernel"),
-                                   kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
-            client = nbclient.NotebookClient(notebook, km=kernel, timeout=3600, kernel_name="colab",
-                                             resources={"metadata": {"path": str(content)}})
-            try:
-                client.execute()
-            except CellExecutionError as e:
-                error = f"{number}: {str(e).strip().splitlines()[-1][:300]}"
-            finally:
-                if kernel.has_kernel:
-                    kernel.shutdown_kernel(now=True)
+        failure = execute(notebook, content, "colab", [str(kernels)])
+        if failure:
+            error = f"{number}: {failure_line(notebook, failure)}"
         jupytext.write(notebook, folder / stored.name)
         text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
         if error is None and "all checks passed" not in text:

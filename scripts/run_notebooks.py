@@ -24,6 +24,7 @@ from pathlib import Path
 
 import jupytext
 import nbclient
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellExecutionError
 
@@ -93,23 +94,32 @@ def failure_line(notebook, error: CellExecutionError) -> str:
     return f"{where}: {error.ename}: {message}"
 
 
+def execute(notebook, cwd: Path, kernel_name: str = "python3", kernel_dirs=None):
+    """Run every cell of `notebook` in a fresh kernel started in `cwd` (the kernel spec from `kernel_dirs`
+    when given, scripts/colab_check.py's simulated runtime); returns the CellExecutionError or None."""
+    # The kernel talks over local sockets in a temporary folder (TCP would warn that it is unencrypted).
+    with tempfile.TemporaryDirectory() as sockets:
+        specs = {"kernel_spec_manager": KernelSpecManager(kernel_dirs=kernel_dirs)} if kernel_dirs else {}
+        kernel = KernelManager(kernel_name=kernel_name, transport="ipc", ip=str(Path(sockets) / "kernel"), **specs)
+        client = nbclient.NotebookClient(notebook, km=kernel, timeout=3600, kernel_name=kernel_name,
+                                         resources={"metadata": {"path": str(cwd)}})
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            return e
+        finally:
+            if kernel.has_kernel:  # a kernel manager passed in is not shut down by the client
+                kernel.shutdown_kernel(now=True)
+    return None
+
+
 def run(py_path: Path, out_dir: Path, update: bool):
     """Execute one notebook; returns (seconds, None) or (seconds, one-line error)."""
     notebook = jupytext.read(py_path)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    started, error = time.time(), None
-    # The kernel talks over local sockets in a temporary folder (TCP would warn that it is unencrypted).
-    with tempfile.TemporaryDirectory() as sockets:
-        kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
-        client = nbclient.NotebookClient(notebook, km=kernel, timeout=3600, kernel_name="python3",
-                                         resources={"metadata": {"path": str(NOTEBOOKS)}})
-        try:
-            client.execute()
-        except CellExecutionError as e:
-            error = failure_line(notebook, e)
-        finally:
-            if kernel.has_kernel:  # a kernel manager passed in is not shut down by the client
-                kernel.shutdown_kernel(now=True)
+    started = time.time()
+    failure = execute(notebook, NOTEBOOKS)
+    error = failure_line(notebook, failure) if failure else None
     coalesce_streams(notebook)
     if update and error is None:
         jupytext.write(notebook, py_path.with_suffix(".ipynb"))

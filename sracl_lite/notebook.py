@@ -163,7 +163,8 @@ def _record(number: str, dataset: str):
 def mark_finished(number: str, dataset: str):
     """Record that notebook `number` ran to its end with the parameters it read (its last cell), so
     that a later notebook opened alone knows that its files are there and are of these settings."""
-    needs = {need: _record(need, dataset)["key"] for need in NEEDS.get(number, ()) if _record(need, dataset)}
+    records = {need: _record(need, dataset) for need in NEEDS.get(number, ())}
+    needs = {need: record["key"] for need, record in records.items() if record}
     record = {"notebook": number, "parameters": dict(sorted(READ.items())), "needs": needs}
     record["key"] = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
     path = _finished_path(number, dataset)
@@ -176,8 +177,9 @@ def run_earlier_notebooks(number: str, dataset: str):
     settings: each such notebook runs whole as a script, as it would in order (its output goes to a
     log beside its record). A notebook opened alone, on a fresh Colab runtime for example, thus reads
     the same files as after running the notebooks in order."""
-    todo = [need for need in earlier_notebooks(number) if _record(need, dataset) is None]
-    found = [need for need in earlier_notebooks(number) if need not in todo]
+    earlier = earlier_notebooks(number)
+    todo = [need for need in earlier if _record(need, dataset) is None]
+    found = [need for need in earlier if need not in todo]
     if found:
         print(f"files of notebook{'s' * (len(found) > 1)} {', '.join(found)} found, made with these settings")
     for need in todo:
