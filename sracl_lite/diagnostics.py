@@ -45,17 +45,19 @@ def first_step_losses(trainer, batch, alpha: float, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def candidate_weights(synthesizer, pool_emb, pool_neighbors, chunk_size: int = 8192) -> np.ndarray:
-    """(P, d) semantic embeddings of pool entries and (P, k) neighbour entries -> (P, k) weights the
-    synthesizer gives each entry's k neighbours as candidates, without dropout (rows sum to 1)."""
+def candidate_weights(synthesizer, pool_emb, pool_neighbors, rows=None, chunk_size: int = 8192) -> np.ndarray:
+    """(P, d) semantic embeddings of pool entries and (A, k) neighbour entries -> (A, k) weights the
+    synthesizer gives each anchor's k neighbours as candidates, without dropout (rows sum to 1).
+    rows: the pool entry of each anchor (None: anchor i is entry i, A = P)."""
     device = next(synthesizer.parameters(), torch.empty(0)).device
     emb = torch.as_tensor(np.asarray(pool_emb), dtype=torch.float32, device=device)
     neighbors = torch.as_tensor(np.asarray(pool_neighbors), device=device)
+    rows = torch.arange(len(neighbors), device=device) if rows is None else torch.as_tensor(rows, device=device)
     was_training = synthesizer.training
     synthesizer.eval()
     with torch.no_grad():
-        weights = [synthesizer.weights(emb[start:start + chunk_size], emb[neighbors[start:start + chunk_size]])
-                   for start in range(0, len(emb), chunk_size)]
+        weights = [synthesizer.weights(emb[rows[start:start + chunk_size]], emb[neighbors[start:start + chunk_size]])
+                   for start in range(0, len(neighbors), chunk_size)]
     synthesizer.train(was_training)
     return torch.cat(weights).cpu().numpy()
 

@@ -4,6 +4,8 @@
 from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
+import numpy as np
+
 from .losses import SYNTHESIZER_INITS, SYNTHESIZERS
 from .metrics import metric_names
 from .model import ModelConfig
@@ -318,3 +320,18 @@ COMPARISONS = [
     ("random_nbrs", "sracl", "ablation: semantic retrieval replaced by random neighbours"),
     ("gru4rec_sracl", "gru4rec", "SRA-CL as a plug-in to GRU4Rec"),
 ]
+
+
+def kept_rows(n: int, config: TrainConfig) -> np.ndarray:
+    """Rows of the training prefixes that train: all, or `max_train_prefixes` of them drawn with the seed."""
+    if config.max_train_prefixes is None or config.max_train_prefixes >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(config.seed).choice(n, config.max_train_prefixes, replace=False))
+
+
+def trained_prefixes(ds, config: TrainConfig):
+    """(users, lengths) of the training prefixes a Trainer of `config` trains on (notebook 05: neighbours
+    are searched for these anchors only)."""
+    prefixes = ds.train_prefixes(config.max_len)
+    keep = kept_rows(len(prefixes.targets), config)
+    return prefixes.users[keep], prefixes.lengths[keep]

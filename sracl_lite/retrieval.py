@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .semantic import SemanticTables
+from .semantic import SemanticTables, prefix_entries
 
 
 # ---------------------------------------------------------------- pools and probes
@@ -226,7 +226,7 @@ def build_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, description: 
 
 
 def prefix_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, exclude: str = "self", description: str = "",
-                  device: str = "cpu") -> SemanticTables:
+                  device: str = "cpu", anchors=None) -> SemanticTables:
     """Per-prefix SemanticTables as the reference builds them (notebook 05).
 
     pool: prefix_pool(..., whole=False) (one entry per training prefix); pool_emb: one embedding per
@@ -238,33 +238,47 @@ def prefix_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, exclude: str
     start with the same item): then a tie may rank first and the entry itself stay among its
     neighbours (7.5% of the entries of 1,500 Beauty users with the stand-in tables of
     benchmarks/reference_check.py).
+
+    anchors: (users, lengths) of the prefixes that will train (`training.trained_prefixes`), to
+    search neighbours for those entries only, against the whole pool: their rows are the ones a
+    full search gives, the other rows are -1 (not searched). A CPU run that trains a sixth of the
+    prefixes then searches a sixth of the rows. None: every entry.
     """
     if exclude not in ("self", "user", "rank0"):
         raise ValueError(f"exclude={exclude!r}; choose 'self', 'rank0' (the reference's literal rule) or 'user'")
     if len(pool_emb) != len(pool):
         raise ValueError(f"pool_emb has {len(pool_emb)} rows for {len(pool)} pool entries")
     groups = pool.users if exclude == "user" else np.arange(len(pool))
+    rows = np.arange(len(pool))
+    if anchors is not None:
+        rows = np.unique(prefix_entries(pool.users, pool.lengths, *anchors))
+        if rows[0] < 0:
+            raise ValueError("prefix_tables: some anchors (user, length) are not entries of the pool; pass the "
+                             "training prefixes of the same dataset (training.trained_prefixes)")
     if exclude == "rank0":
-        found = top_k_neighbors(pool_emb, pool_emb, k + 1, np.full(len(pool), -1), groups, device=device)
-        pool_nbrs = found[:, 1:]
+        found = top_k_neighbors(pool_emb[rows], pool_emb, k + 1, np.full(len(rows), -1), groups, device=device)
+        found = found[:, 1:]
     else:
-        pool_nbrs = top_k_neighbors(pool_emb, pool_emb, k, groups, groups, device=device)
+        found = top_k_neighbors(pool_emb[rows], pool_emb, k, groups[rows], groups, device=device)
+    pool_nbrs = np.full((len(pool), k), -1, np.int64)
+    pool_nbrs[rows] = found
     return SemanticTables(
         item_emb=np.asarray(item_emb, np.float32), item_neighbors=item_neighbors(item_emb, k, device),
         pool_users=pool.users,
         pool_lengths=pool.lengths, pool_emb=np.asarray(pool_emb, np.float32),
         pool_neighbors=pool_nbrs,
-        description=(description or "per-prefix tables") + f", cosine top-{k}, {exclude} excluded, per-prefix pool")
+        description=(description or "per-prefix tables") + f", cosine top-{k}, {exclude} excluded, per-prefix pool"
+        + ("" if anchors is None else f", searched for {len(rows):,} anchors"))
 
 
 def reference_tables(item_emb, train_sequences, k: int = 10, exclude: str = "rank0", window: int = 20,
-                     description: str = "", device: str = "cpu") -> SemanticTables:
+                     description: str = "", device: str = "cpu", anchors=None) -> SemanticTables:
     """Per-prefix tables from item embeddings, as the reference builds them from text (results grid,
     scripts/build_tables.py): one entry per training prefix, embedded as the mean of its last `window`
-    items' embeddings at their raw scale, neighbours by `prefix_tables` with `exclude`."""
+    items' embeddings at their raw scale, neighbours by `prefix_tables` with `exclude` (and `anchors`)."""
     pool = prefix_pool(train_sequences, whole=False)
     pool_emb = mean_item_embedding(item_emb, train_sequences, pool, window=window, unit=False)
-    return prefix_tables(item_emb, pool, pool_emb, k, exclude, description, device)
+    return prefix_tables(item_emb, pool, pool_emb, k, exclude, description, device, anchors)
 
 
 def tables_path(artefact_dir, name: str) -> Path:

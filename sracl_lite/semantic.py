@@ -18,7 +18,8 @@ class SemanticTables:
     pool_users: np.ndarray      # (P,) int64 user rows
     pool_lengths: np.ndarray    # (P,) int64 prefix lengths, >= 1
     pool_emb: np.ndarray        # (P, d) float32 semantic embedding of each pool entry
-    pool_neighbors: np.ndarray  # (P, k) int64 pool indices; never the entry itself or its own user
+    pool_neighbors: np.ndarray  # (P, k) int64 pool indices; never the entry itself or its own user;
+                                # a row of -1: not searched (tables built for some anchors only)
     description: str = ""       # how the tables were made (text source, encoder, k)
 
     def __post_init__(self):
@@ -27,7 +28,10 @@ class SemanticTables:
             if len(getattr(self, name)) != n_pool:
                 raise ValueError(f"SemanticTables.{name} has {len(getattr(self, name))} rows; "
                                  f"pool_users has {n_pool}")
-        if self.pool_neighbors.size and (self.pool_neighbors.min() < 0 or self.pool_neighbors.max() >= n_pool):
+        searched = self.pool_neighbors >= 0
+        if (searched.any(axis=1) != searched.all(axis=1)).any() or (self.pool_neighbors < -1).any():
+            raise ValueError("SemanticTables.pool_neighbors: a row is either all pool indices or all -1 (not searched)")
+        if self.pool_neighbors.size and self.pool_neighbors.max() >= n_pool:
             raise ValueError("SemanticTables.pool_neighbors holds indices outside the pool")
         n_item_rows = len(self.item_emb)
         if len(self.item_neighbors) != n_item_rows:
@@ -39,6 +43,11 @@ class SemanticTables:
     @property
     def k(self) -> int:
         return self.pool_neighbors.shape[1]
+
+    @property
+    def searched(self) -> np.ndarray:
+        """(P,) bool: entries whose neighbours were searched (all of them unless built for some anchors)."""
+        return self.pool_neighbors[:, 0] >= 0 if self.pool_neighbors.size else np.zeros(len(self.pool_users), bool)
 
     def check_fits(self, n_users: int, n_items: int):
         """Fail clearly when the tables were built for another dataset."""
@@ -68,24 +77,33 @@ class SemanticTables:
 ARRAY_FIELDS = ("item_emb", "item_neighbors", "pool_users", "pool_lengths", "pool_emb", "pool_neighbors")
 
 
+def prefix_entries(pool_users, pool_lengths, users, lengths) -> np.ndarray:
+    """Index of each prefix (user u, length t) among the entries (pool_users, pool_lengths); -1 where absent."""
+    pool_users, pool_lengths = np.asarray(pool_users), np.asarray(pool_lengths)
+    users, lengths = np.asarray(users), np.asarray(lengths)
+    if not len(pool_users):
+        return np.full(len(users), -1)
+    span = int(max(pool_lengths.max(initial=0), lengths.max(initial=0))) + 1
+    keys = pool_users * span + pool_lengths
+    order = np.argsort(keys, kind="stable")
+    wanted = users * span + lengths
+    pos = np.searchsorted(keys[order], wanted).clip(max=len(keys) - 1)
+    return np.where(keys[order][pos] == wanted, order[pos], -1)
+
+
 def pool_entry_of_prefixes(tables, users, lengths, match: str = "auto") -> np.ndarray:
     """Pool entry of each training prefix (user u, length t).
 
     per-prefix pool: the entry (u, t); per-user pool: user u's single entry (its whole training
     sequence). "auto" takes per-prefix when every (u, t) is in the pool, else per-user.
     """
-    pool_users, pool_lengths = np.asarray(tables.pool_users), np.asarray(tables.pool_lengths)
-    span = int(max(pool_lengths.max(initial=0), lengths.max(initial=0))) + 1
+    pool_users = np.asarray(tables.pool_users)
     if match in ("auto", "prefix"):
-        keys = pool_users * span + pool_lengths
-        order = np.argsort(keys, kind="stable")
-        wanted = users * span + lengths
-        pos = np.searchsorted(keys[order], wanted).clip(max=len(keys) - 1)
-        found = keys[order][pos] == wanted
-        if found.all():
-            return order[pos]
+        entries = prefix_entries(pool_users, tables.pool_lengths, users, lengths)
+        if (entries >= 0).all():
+            return entries
         if match == "prefix":
-            raise ValueError(f"semantic tables: {int((~found).sum())} training prefixes have no pool entry "
+            raise ValueError(f"semantic tables: {int((entries < 0).sum())} training prefixes have no pool entry "
                              "(user, length); build per-prefix tables for this dataset and max_len, or use "
                              "pool_match='user'")
     counts = np.bincount(pool_users, minlength=int(users.max(initial=0)) + 1)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoints import CHECKPOINT_FORMAT, load_training_state, save_training_state
-from .experiments import TrainConfig
+from .experiments import TrainConfig, kept_rows
 from .losses import (SYNTHESIZERS, cl4srec_augment, info_nce, nt_xent, same_target_groups, same_target_partner,
                      semantic_substitute)
 from .metrics import full_ranks, metrics_from_ranks
@@ -87,10 +87,7 @@ class Trainer:
         prefixes = ds.train_prefixes(L)
         check_item_ids(prefixes.inputs, ds.n_items, f"{ds.name} training prefixes")
         check_item_ids(prefixes.targets, ds.n_items, f"{ds.name} training targets")
-        keep = np.arange(len(prefixes.targets))
-        if config.max_train_prefixes is not None and config.max_train_prefixes < len(keep):
-            rng = np.random.default_rng(config.seed)
-            keep = np.sort(rng.choice(len(keep), config.max_train_prefixes, replace=False))
+        keep = kept_rows(len(prefixes.targets), config)
         self.n_train = len(keep)
         self.inputs = torch.as_tensor(prefixes.inputs[keep], device=device)       # (N, L)
         self.targets = torch.as_tensor(prefixes.targets[keep], device=device)     # (N,)
@@ -159,8 +156,12 @@ class Trainer:
         self.item_neighbors = torch.as_tensor(tables.item_neighbors[:, :k], device=device)  # (n_items+1, k)
         if config.alpha == 0:
             return  # the pool serves the cross-sequence loss only
-        self.entry = torch.as_tensor(pool_entry_of_prefixes(tables, users, lengths, config.pool_match),
-                                     device=device)                                        # (N,)
+        entry = pool_entry_of_prefixes(tables, users, lengths, config.pool_match)
+        if not tables.searched[entry].all():
+            raise ValueError(f"semantic tables: {int((~tables.searched[entry]).sum())} training prefixes' pool entries "
+                             "have no searched neighbours (tables built for other anchors); build them with "
+                             "anchors=training.trained_prefixes(ds, config) of this config, or for every entry")
+        self.entry = torch.as_tensor(entry, device=device)                                 # (N,)
         self.pool_neighbors = torch.as_tensor(tables.pool_neighbors[:, :k], device=device)  # (P, k)
         self.pool_inputs = torch.as_tensor(pool_sequences(tables, ds.train_sequences, config.max_len),
                                            device=device)                                  # (P, L)

@@ -1,4 +1,6 @@
 """Trainer: plain-SASRec equivalence, CL branches, early stopping, checkpoints, input errors."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from sracl_lite.data import PrepConfig, SequenceData
 from sracl_lite.model import ModelConfig, build_model
 from sracl_lite.semantic import SemanticTables
 from sracl_lite.checkpoints import load_checkpoint, load_state_checked
-from sracl_lite.experiments import TrainConfig, profile_config
+from sracl_lite.experiments import TrainConfig, profile_config, trained_prefixes
 from sracl_lite.semantic import pool_entry_of_prefixes
 from sracl_lite.training import Trainer, train
 
@@ -344,3 +346,22 @@ def test_cuda_runs_take_the_captured_compiled_step_and_say_why_not(monkeypatch):
     assert not experiments.profile_config("paper", step="eager", device="cuda").cuda_graph
     # the computed settings (and so results_grid's settings_hash) do not see the step
     assert fast.computed_settings() == TrainConfig(device="cuda").computed_settings()
+
+
+def test_tables_searched_for_the_training_anchors_only_train_as_the_full_ones(ds):
+    rng = np.random.default_rng(1)
+    item_emb = rng.standard_normal((ds.n_items + 1, 12)).astype(np.float32)
+    cfg = profile_config("paper", "reference", model=TINY_MODEL, max_len=6, batch_size=16, epochs=1, k=3,
+                         max_train_prefixes=40, seed=3, progress=False, device="cpu")
+    anchors = trained_prefixes(ds, cfg)
+    full = R.reference_tables(item_emb, ds.train_sequences, k=3, window=6)
+    part = R.reference_tables(item_emb, ds.train_sequences, k=3, window=6, anchors=anchors)
+    rows = np.flatnonzero(part.searched)
+    assert len(rows) == 40 < len(full.pool_users), "one row per anchor that trains"
+    assert (part.pool_neighbors[rows] == full.pool_neighbors[rows]).all(), "the rows a search of every entry gives"
+    assert (part.pool_neighbors[~part.searched] == -1).all()
+    losses = [Trainer(ds, cfg, t).train_epoch(max_steps=2) for t in (full, part)]
+    assert [losses[0][n] for n in ("loss", "cross", "intra")] == pytest.approx(
+        [losses[1][n] for n in ("loss", "cross", "intra")], rel=1e-6)
+    with pytest.raises(ValueError, match="no searched neighbours"):
+        Trainer(ds, replace(cfg, seed=4), part)
