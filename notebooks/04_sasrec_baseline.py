@@ -291,7 +291,7 @@ with torch.no_grad():
 scores[:, 0] = -np.inf
 scores.scatter_(1, torch.as_tensor(test_history[users]), -np.inf)        # history (and padding) removed
 for row, user in enumerate(users):
-    top = scores[row].topk(5).indices.numpy()
+    top = scores[row].topk(min(5, int(scores[row].isfinite().sum()))).indices.numpy()  # a tiny shop may have < 5 left
     print(f"user {user}: ... -> " + " -> ".join(ds.titles(test_inputs[user][-3:])))
     print(f"    test target: {ds.titles([test_targets[user]])[0]} (rank {result.test_ranks[user]})")
     print("    top 5:       " + "; ".join(ds.titles(top)) + "\n")
