@@ -296,7 +296,7 @@ print(inspect.getsource(diagnostics.first_step_losses))
 # %%
 synthesizer = result.synthesizer
 all_weights = diagnostics.candidate_weights(synthesizer, tables.pool_emb, tables.pool_neighbors[:, :K])  # (P, K)
-shown_users = [1, 5, 12]
+shown_users = [u for u in (1, 5, 12) if u < ds.n_users]   # three users (fewer in a tiny shop)
 fig, axes = plt.subplots(1, len(shown_users), figsize=(13, 3.2), sharey=True)
 for ax, user in zip(axes, shown_users):
     entry = int(np.flatnonzero(tables.pool_users == user)[0])

@@ -6,6 +6,7 @@ runs). Each has `model_id`, `settings` and `generate(prompts, on_answer=None) ->
 `model_tag` names the folder its answers live in.
 """
 import concurrent.futures
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -63,6 +64,30 @@ def default_gguf_path() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _gguf_parsed_once():
+    """transformers reads a GGUF file three times (tokenizer, config, weights), each a full parse of its
+    metadata (about 3 s for SmolLM2's vocabulary on a 2-core CPU); inside this block a file is parsed once
+    and its read-only reader shared. Other model formats are not affected."""
+    try:
+        import gguf
+    except ImportError:  # no GGUF support installed: nothing to share
+        yield
+        return
+    original, readers = gguf.GGUFReader, {}
+
+    def shared(path, *args, **kwargs):
+        key = (str(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = original(path, *args, **kwargs)
+        return readers[key]
+    gguf.GGUFReader = shared
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
+
+
 class TransformersBackend:
     """A local causal LM through transformers: chat template, left padding, batched greedy.
 
@@ -103,9 +128,10 @@ class TransformersBackend:
             source = model
             self.model_id, self.short_name = str(model), Path(str(model)).name
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                source, dtype=getattr(torch, dtype), **kwargs).to(device).eval()
+            with _gguf_parsed_once():
+                self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+                self.model = AutoModelForCausalLM.from_pretrained(
+                    source, dtype=getattr(torch, dtype), **kwargs).to(device).eval()
         except OSError as err:
             offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             raise OSError(

@@ -455,3 +455,18 @@ def test_committed_answers_are_found_from_a_data_folder_elsewhere(tmp_path, monk
     (own / "prompts.json").write_text('{"model": "mine"}')
     assert profiling.pick_profile_dir("ml-100k") == own
     assert profiling.profile_dirs("ml-100k")[own] == {"model": "mine"}
+
+
+def test_a_gguf_file_is_parsed_once_per_load(monkeypatch, tmp_path):
+    gguf = pytest.importorskip("gguf")
+    parsed = []
+
+    class CountingReader:
+        def __init__(self, path, mode="r"):
+            parsed.append(str(path))
+    monkeypatch.setattr(gguf, "GGUFReader", CountingReader)
+    with L._gguf_parsed_once():
+        first, second = gguf.GGUFReader(tmp_path / "a.gguf"), gguf.GGUFReader(tmp_path / "a.gguf")
+        other = gguf.GGUFReader(tmp_path / "b.gguf")
+    assert first is second and other is not first and len(parsed) == 2, "one parse per file inside the block"
+    assert gguf.GGUFReader is CountingReader, "the reader is restored after the block"
