@@ -65,7 +65,8 @@ def test_notebooks_and_scripts_run_on_your_own_files(tmp_path):
 
     data = tmp_path / "data"
     manifest = json.loads((data / "processed" / "shop" / "manifest.json").read_text())
-    assert manifest["dataset"] == "shop" and manifest["counts"]["users"] == 7  # one of the 8 drops out under the 5-core filter
+    # one of the 8 users drops out under the 5-core filter
+    assert manifest["dataset"] == "shop" and manifest["counts"]["users"] == 7
     assert [s["file"] for s in manifest["sources"]] == ["interactions.csv", "items.csv"]
     assert sorted(p.name for p in (data / "processed").iterdir()) == ["embedding_cache", "shop"]
     [profile] = (data / "profiles" / "shop").iterdir()          # one model's answers, keyed by the name
