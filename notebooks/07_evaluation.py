@@ -120,8 +120,9 @@ print(inspect.getsource(metrics_module.target_ranks))
 #   against its backbone) is tested alone: a **gain** or a **loss** when the 95% interval of the mean
 #   difference excludes 0 (equivalently p < 0.05);
 # - **secondary questions** (ablations, other baselines) of the same regime use the same test at
-#   0.05 / m for m such questions (Bonferroni), with intervals at the same level, so an interval and
-#   a p-value always agree;
+#   0.05 / m for the m such questions planned for the regime, run or not (Bonferroni), with intervals
+#   at the same level, so an interval and a p-value always agree, and a run added later never moves
+#   the level;
 # - **equivalent** when the interval at 1 - 2 x the question's level (90% for the primary question)
 #   lies within ±5% of B's mean (two one-sided tests): the claim "no difference" needs this, not
 #   just a large p;
@@ -305,8 +306,8 @@ for name, (grid, semantic, _) in regimes.items():
 #   things at once (random pool neighbours, of other users only, random substitution neighbours,
 #   random synthesizer inputs) and `ref_llm_uniform` also drops the weights' dropout; these change
 #   one part each, the last one scaling the synthesizer's inputs to the size of the authors' SimCSE
-#   embeddings (norm about 20; ours are unit length). Their runs are still to be made: below they
-#   are listed as "cannot be judged here".
+#   embeddings (norm about 20; ours are unit length). They ran on dense ML-100K and its sparse view;
+#   on Beauty they are still to be made and are listed as "cannot be judged here".
 
 # %%
 q3 = tests.drop(q1_tests.index)   # every tested pair that is not question 1's

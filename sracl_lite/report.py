@@ -48,8 +48,8 @@ class RunGrid:
         variants = list(dict.fromkeys(v for a, b in zip(self.tests["A"], self.tests["B"]) for v in (a, b)))
         self.bootstrap = I.SeedUserBootstrap.of({v: self.ranks_of(v) for v in variants}, self.metric) \
             if variants else None
-        _, secondary_level = I.family_levels(sum((a, b) != primary for a, b in zip(self.tests["A"], self.tests["B"])),
-                                             self.level)
+        # m counts every planned secondary question, run or not, so a run added later never moves the level
+        _, secondary_level = I.family_levels(sum((a, b) != primary for a, b, _ in self.comparisons), self.level)
         decisions = [{"A": a, "B": b, "question": q, "metric": self.metric,
                       **self.bootstrap.compare(a, b, *((self.level, "primary") if (a, b) == primary
                                                        else (secondary_level, "secondary")))}

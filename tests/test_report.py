@@ -168,3 +168,11 @@ def test_regime_decisions_and_pairs_also_work_with_nothing_to_read(grid):
     both = regime_decisions({"one": (grid, "sracl", ""), "two": (grid, "sracl", "")})
     assert list(both["dataset"]) == ["one", "two"]
     assert len(pairs_in(both, {("sracl", "sasrec")})) == 2 and pairs_in(both, {("sasrec", "sracl")}).empty
+
+
+def test_the_secondary_level_counts_every_planned_question_run_or_not(grid):
+    planned = [("sracl", "sasrec", "primary"), ("sasrec", "sracl", "a secondary that ran"),
+               ("cl4srec", "sasrec", "a secondary not run yet")]
+    decided = RunGrid(grid.runs, grid.ranks, 20, planned, "NDCG@20")
+    assert decided.decision_of("sracl", "sasrec")["level"] == 0.05
+    assert decided.decision_of("sasrec", "sracl")["level"] == pytest.approx(0.05 / 2), "m = 2 planned, 1 ran"
