@@ -35,7 +35,7 @@
 #   prefix, where most neighbours are the anchor's own user's longer prefixes, a second dropout
 #   pass of the anchor, the symmetric 2B NT-Xent, and their synthesizer initialisation.
 #
-# **Runtime**: about 4 min on a 2-core CPU with the CPU profile; the paper profile is a GPU job
+# **Runtime**: about 1.5 min on a 2-core CPU with the CPU profile; the paper profile is a GPU job
 # (a few minutes). It reads the semantic tables of notebook 03 and compares with the SASRec run of
 # notebook 04; opened alone, it runs those two first (about 3 min more on a CPU).
 
@@ -382,7 +382,7 @@ print(f"per-prefix pool: {len(prefix_pool):,} training prefixes; {K} neighbours 
 # %% [markdown]
 # Only the anchors that train need neighbours, each searched against the whole pool: on the CPU
 # profile that is a few thousand of the 96,458 rows, the same rows a search of every entry gives
-# (`tests/test_retrieval.py` checks it), in a fraction of the time. Whose are these neighbours,
+# (`tests/test_training.py` checks it), in a fraction of the time. Whose are these neighbours,
 # and do they hold the anchor's next item? A neighbour's window is the last `max_len` items of its
 # prefix, the sequence the trainer encodes for it.
 

@@ -121,8 +121,8 @@ print(inspect.getsource(metrics_module.target_ranks))
 #   difference excludes 0 (equivalently p < 0.05);
 # - **secondary questions** (ablations, other baselines) of the same regime use the same test at
 #   0.05 / m for the m such questions planned for the regime, run or not (Bonferroni), with intervals
-#   at the same level, so an interval and a p-value always agree, and a run added later never moves
-#   the level;
+#   at the same level, so an interval and a p-value always agree, and a run of a planned question
+#   never moves the level (the cosine pair and the best-on-validation pair join with their runs);
 # - **equivalent** when the interval at 1 - 2 x the question's level (90% for the primary question)
 #   lies within ±5% of B's mean (two one-sided tests): the claim "no difference" needs this, not
 #   just a large p;

@@ -98,7 +98,7 @@ class RunGrid:
         return choice
 
     def tests_by_group(self, a: str, b: str, groups) -> pd.DataFrame:
-        """A vs B tested within each length group (`evaluation.length_groups`): one row per group."""
+        """A vs B tested within each length group (`evaluation.length_groups`): one row per group with users."""
         rows = []
         for label in groups.categories:
             mask = np.asarray(groups == label)

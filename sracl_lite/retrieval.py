@@ -239,10 +239,10 @@ def prefix_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, exclude: str
     neighbours (7.5% of the entries of 1,500 Beauty users with the stand-in tables of
     benchmarks/reference_check.py).
 
-    anchors: (users, lengths) of the prefixes that will train (`training.trained_prefixes`), to
+    anchors: (users, lengths) of the prefixes that will train (`experiments.trained_prefixes`), to
     search neighbours for those entries only, against the whole pool: their rows are the ones a
-    full search gives, the other rows are -1 (not searched). A CPU run that trains a sixth of the
-    prefixes then searches a sixth of the rows. None: every entry.
+    full search gives (up to near-ties in float rounding), the other rows are -1 (not searched): a run
+    that trains a sample of the prefixes searches only that sample's rows. None: every entry.
     """
     if exclude not in ("self", "user", "rank0"):
         raise ValueError(f"exclude={exclude!r}; choose 'self', 'rank0' (the reference's literal rule) or 'user'")
@@ -252,9 +252,9 @@ def prefix_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, exclude: str
     rows = np.arange(len(pool))
     if anchors is not None:
         rows = np.unique(prefix_entries(pool.users, pool.lengths, *anchors))
-        if rows[0] < 0:
-            raise ValueError("prefix_tables: some anchors (user, length) are not entries of the pool; pass the "
-                             "training prefixes of the same dataset (training.trained_prefixes)")
+        if not len(rows) or rows[0] < 0:
+            raise ValueError("prefix_tables: no anchors, or some anchors (user, length) are not entries of the pool; "
+                             "pass the training prefixes of the same dataset (experiments.trained_prefixes)")
     if exclude == "rank0":
         found = top_k_neighbors(pool_emb[rows], pool_emb, k + 1, np.full(len(rows), -1), groups, device=device)
         found = found[:, 1:]

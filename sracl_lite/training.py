@@ -160,7 +160,7 @@ class Trainer:
         if not tables.searched[entry].all():
             raise ValueError(f"semantic tables: {int((~tables.searched[entry]).sum())} training prefixes' pool entries "
                              "have no searched neighbours (tables built for other anchors); build them with "
-                             "anchors=training.trained_prefixes(ds, config) of this config, or for every entry")
+                             "anchors=experiments.trained_prefixes(ds, config) of this config, or for every entry")
         self.entry = torch.as_tensor(entry, device=device)                                 # (N,)
         self.pool_neighbors = torch.as_tensor(tables.pool_neighbors[:, :k], device=device)  # (P, k)
         self.pool_inputs = torch.as_tensor(pool_sequences(tables, ds.train_sequences, config.max_len),

@@ -365,3 +365,6 @@ def test_tables_searched_for_the_training_anchors_only_train_as_the_full_ones(ds
         [losses[1][n] for n in ("loss", "cross", "intra")], rel=1e-6)
     with pytest.raises(ValueError, match="no searched neighbours"):
         Trainer(ds, replace(cfg, seed=4), part)
+    for wrong in ((anchors[0][:0], anchors[1][:0]), (anchors[0], anchors[1] + 100)):
+        with pytest.raises(ValueError, match="no anchors, or some anchors"):
+            R.reference_tables(item_emb, ds.train_sequences, k=3, window=6, anchors=wrong)
