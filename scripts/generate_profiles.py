@@ -67,6 +67,7 @@ def parse_args(argv=None):
     g.add_argument("--base-url", default="https://api.openai.com/v1")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY")
     g.add_argument("--concurrency", type=int, default=4)
+    g.add_argument("--requests-per-minute", type=float, help="the endpoint's rate limit (openai; default none)")
     g.add_argument("--fake-delay", type=float, default=0.0, help="seconds per fake answer")
     return p.parse_args(argv)
 
@@ -83,7 +84,8 @@ def build_backend(args):
         if not args.model:
             raise SystemExit("--backend openai needs --model (the endpoint's model name)")
         return OpenAIBackend(args.model, base_url=args.base_url, api_key_env=args.api_key_env,
-                                       settings=settings, concurrency=args.concurrency)
+                                       settings=settings, concurrency=args.concurrency,
+                                       requests_per_minute=args.requests_per_minute)
     return FakeBackend(delay_s=args.fake_delay, batch_size=args.batch_size)
 
 

@@ -2,7 +2,8 @@
 
 Semantic retrieval, first half: texts (LLM item summaries and user profiles from notebook 02, or
 plain attribute text) are embedded by a sentence encoder; retrieval.py turns the embeddings into
-neighbours. Embeddings are unit length, so a dot product is the cosine similarity.
+neighbours. Embeddings are unit length, so a dot product is the cosine similarity, except with
+`pooler_output=True` (the SRA-CL authors' SimCSE embeddings, kept at their raw scale).
 """
 import hashlib
 import importlib
@@ -40,6 +41,48 @@ class EncoderConfig:
     # Embeddings are cached per (model id, text), so re-runs encode only new texts. None: no cache.
     cache_dir: Path | None = field(default_factory=paths.embedding_cache_dir)
     show_progress: bool = True
+    # False: the sentence-transformers model's own pooling, unit length. True: the transformers model's
+    # pooler_output, unnormalised, which is what the SRA-CL authors take from SimCSE
+    # (princeton-nlp/sup-simcse-roberta-large, get_llmResponse&semanticEmb/obtain_text_emb_*.py):
+    # the synthesizer then sees vectors of their raw scale. scripts/paper_setting.py uses it.
+    pooler_output: bool = False
+
+
+class PoolerModel:
+    """A transformers encoder whose `pooler_output` is the embedding, with SentenceTransformer's
+    `encode` signature (texts padded per batch and truncated to the model's limit, as the authors do)."""
+
+    def __init__(self, model_id: str, device: str = "auto"):
+        from transformers import AutoModel, AutoTokenizer
+        from .model import resolve_device
+        self.device = resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(local_copy(model_id))
+        self.model = AutoModel.from_pretrained(local_copy(model_id)).to(self.device).eval()
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts, batch_size: int = 64, show_progress_bar: bool = False,
+               normalize_embeddings: bool = False, convert_to_numpy: bool = True) -> np.ndarray:
+        import torch
+        from tqdm.auto import tqdm
+        out = []
+        for start in tqdm(range(0, len(texts), batch_size), disable=not show_progress_bar, unit="batch"):
+            batch = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True, return_tensors="pt")
+            with torch.no_grad():
+                pooled = self.model(**batch.to(self.device)).pooler_output.float()
+            out.append(torch.nn.functional.normalize(pooled, dim=1) if normalize_embeddings else pooled)
+        return torch.cat(out).cpu().numpy()
+
+
+def local_copy(model_id: str) -> str:
+    """The folder of the offline wheel copy of `model_id` when one is installed, else `model_id`."""
+    if model_id in OFFLINE_COPIES:
+        try:
+            return str(importlib.import_module(OFFLINE_COPIES[model_id]).get_model_path())
+        except ImportError:
+            pass  # not installed: fall back to the Hub id
+    return model_id
 
 
 def load_sentence_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto"):
@@ -47,12 +90,7 @@ def load_sentence_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto"):
     from sentence_transformers import SentenceTransformer
     from .model import resolve_device
     device = str(resolve_device(device))
-    path = model_id
-    if model_id in OFFLINE_COPIES:
-        try:
-            path = str(importlib.import_module(OFFLINE_COPIES[model_id]).get_model_path())
-        except ImportError:
-            pass  # not installed: fall back to the Hub id
+    path = local_copy(model_id)
     try:
         return SentenceTransformer(path, device=device)
     except (OSError, ValueError) as error:
@@ -134,19 +172,22 @@ class TextEncoder:
     @property
     def model(self):
         if self._model is None:
-            self._model = load_sentence_model(self.config.model_id, self.config.device)
+            self._model = (PoolerModel(self.config.model_id, self.config.device) if self.config.pooler_output
+                           else load_sentence_model(self.config.model_id, self.config.device))
         return self._model
 
     @property
     def model_id(self) -> str:
-        return self.config.model_id
+        """Names the cached embeddings: the model and, for pooler_output, that pooling (never mixed)."""
+        return self.config.model_id + ("#pooler_output" if self.config.pooler_output else "")
 
     @property
     def dim(self) -> int:
         return int(self.model.get_embedding_dimension())
 
     def encode(self, texts) -> np.ndarray:
-        """(len(texts), d) float32, each row of unit length; identical texts are encoded once."""
+        """(len(texts), d) float32, each row of unit length (raw with pooler_output); identical texts are
+        encoded once."""
         texts = list(texts)
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
         if bad:
@@ -161,7 +202,8 @@ class TextEncoder:
         if len(todo):
             new = self.model.encode([texts[first[j]] for j in todo], batch_size=self.config.batch_size,
                                     show_progress_bar=self.config.show_progress,
-                                    normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+                                    normalize_embeddings=not self.config.pooler_output,
+                                    convert_to_numpy=True).astype(np.float32)
             if emb is None:
                 emb = np.zeros((len(keys), new.shape[1]), np.float32)
             emb[todo] = new

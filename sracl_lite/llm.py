@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -198,16 +199,17 @@ class OpenAIBackend:
     """An OpenAI-compatible chat-completions endpoint (OpenAI, DeepSeek, vLLM, llama.cpp...).
 
     The key is read from the environment variable `api_key_env` (local servers accept any
-    non-empty value). Up to `concurrency` requests run at once; 429 and 5xx answers and
-    network errors are retried with exponential backoff (honouring Retry-After), other errors
-    stop the run at once. Introduced in notebook 02.
+    non-empty value). Up to `concurrency` requests run at once, and at most `requests_per_minute`
+    start in any minute (None: no limit); 429 and 5xx answers and network errors are retried with
+    exponential backoff (honouring Retry-After), other errors stop the run at once. Introduced in
+    notebook 02.
     """
     RETRY_STATUS = (429, 500, 502, 503, 504)
 
     def __init__(self, model: str, base_url: str = "https://api.openai.com/v1",
                  api_key_env: str = "OPENAI_API_KEY", settings: LLMSettings = LLMSettings(),
                  concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 5,
-                 backoff_s: float = 1.0):
+                 backoff_s: float = 1.0, requests_per_minute: float = None):
         self.api_key = os.environ.get(api_key_env, "")
         if not self.api_key:
             raise ValueError(f"environment variable {api_key_env} is empty: the API key for "
@@ -223,7 +225,17 @@ class OpenAIBackend:
         self.batch_size = concurrency
         self.concurrency, self.timeout_s = concurrency, timeout_s
         self.max_retries, self.backoff_s = max_retries, backoff_s
-        self.generated_tokens = 0
+        self.generated_tokens = self.prompt_tokens = 0
+        # requests start at least 60 / requests_per_minute seconds apart, over all threads
+        self.gap_s = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._next_start, self._start_lock = 0.0, threading.Lock()
+
+    def _wait_for_turn(self):
+        with self._start_lock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self.gap_s
+        time.sleep(start - now)
 
     def _ask(self, prompt: str) -> str:
         body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": prompt}],
@@ -232,6 +244,7 @@ class OpenAIBackend:
             "Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"})
         for attempt in range(self.max_retries + 1):
             wait = self.backoff_s * 2 ** attempt
+            self._wait_for_turn()
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                     raw = response.read()
@@ -259,19 +272,34 @@ class OpenAIBackend:
             raise RuntimeError(f"{self.url}: malformed chat-completions answer for model "
                                f"{self.model!r} (expected choices[0].message.content): "
                                f"{raw[:300].decode(errors='replace')}") from err
-        self.generated_tokens += int(answer.get("usage", {}).get("completion_tokens", 0) or 0)
+        usage = answer.get("usage") or {}
+        self.generated_tokens += int(usage.get("completion_tokens", 0) or 0)
+        self.prompt_tokens += int(usage.get("prompt_tokens", 0) or 0)
         return text.strip()
 
     def generate(self, prompts, on_answer=None) -> list:
-        answers = [None] * len(prompts)
+        answers, delivered = [None] * len(prompts), set()
         pool = concurrent.futures.ThreadPoolExecutor(self.concurrency)
+        futures = {pool.submit(self._ask, p): i for i, p in enumerate(prompts)}
+
+        def deliver(future):
+            i = futures[future]
+            answers[i] = future.result()  # re-raises the request's error here
+            delivered.add(future)
+            if on_answer:
+                on_answer(i, answers[i])
         try:
-            futures = {pool.submit(self._ask, p): i for i, p in enumerate(prompts)}
             for future in concurrent.futures.as_completed(futures):
-                i = futures[future]
-                answers[i] = future.result()  # re-raises the request's error here
-                if on_answer:
-                    on_answer(i, answers[i])
+                deliver(future)
+        except BaseException:
+            # Ask nothing more, but keep the answers already on their way: a resumed run (the cache
+            # of generate_cached) then never asks them again.
+            for future in futures:
+                future.cancel()
+            for future in concurrent.futures.as_completed([f for f in futures if not f.cancelled()]):
+                if future not in delivered and future.exception() is None:
+                    deliver(future)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return answers
