@@ -14,7 +14,7 @@ Each stage runs as its own process (paper_setting.py --stages <stage>); its peak
 that process's and its children's largest (wait4's ru_maxrss).
 
     .venv/bin/python benchmarks/paper_rehearsal.py --ids data/raw/amazon_beauty_ids.txt \\
-        --real-server http://127.0.0.1:8080/v1 --real-prompts 200 --grid-args '--epochs 1'
+        --real-server http://127.0.0.1:8080/v1 --real-prompts 120 --grid-args '--epochs 1 --max-train-prefixes 20000'
 """
 import argparse
 import os
@@ -65,7 +65,7 @@ def snap_files(args) -> Path:
     return raw
 
 
-def run_stage(stage: str, args, endpoint) -> tuple:
+def run_stage(stage: str, args, endpoint, *more) -> tuple:
     """(exit code, seconds, peak MiB) of paper_setting.py --stages <stage>, its output passed through."""
     command = [sys.executable, str(ROOT / "scripts" / "paper_setting.py"), "--dataset", "amazon-beauty",
                "--data-dir", args.data_dir, "--results-dir", str(Path(args.data_dir) / "results"),
@@ -75,9 +75,9 @@ def run_stage(stage: str, args, endpoint) -> tuple:
                "--seeds-primary", str(args.seeds_primary), "--seeds-other", str(args.seeds_other),
                "--workers", str(args.workers), "--grid-args", args.grid_args,
                *(["--variants", *args.variants] if args.variants else []),
-               *(["--yes"] if stage == "llm" else []), *(["--no-notebook"] if args.no_notebook else [])]
+               "--timeout-s", "900", *(["--no-notebook"] if args.no_notebook else [])]
     started = time.time()
-    process = subprocess.Popen(command, env={**os.environ, "SRACL_REHEARSAL_KEY": "local"})
+    process = subprocess.Popen(command + list(more), env={**os.environ, "SRACL_REHEARSAL_KEY": "local"})
     _, status, usage = os.wait4(process.pid, 0)
     return os.waitstatus_to_exitcode(status), time.time() - started, usage.ru_maxrss / 1024
 
@@ -89,7 +89,10 @@ def main(argv=None):
     rows = []
     try:
         for stage in args.stages.split(","):
-            code, seconds, peak = run_stage(stage, args, endpoint)
+            if stage == "llm":  # first as a reader would: the estimate, which stops without --yes
+                code, seconds, peak = run_stage(stage, args, endpoint)
+                rows.append(("estimate", seconds, peak))
+            code, seconds, peak = run_stage(stage, args, endpoint, *(["--yes"] if stage == "llm" else []))
             rows.append((stage, seconds, peak))
             if code:
                 raise SystemExit(f"stage {stage} failed (exit {code})")

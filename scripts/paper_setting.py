@@ -70,6 +70,7 @@ def parse_args(argv=None):
     g.add_argument("--api-key-env", default="DEEPSEEK_API_KEY", help="environment variable holding the key")
     g.add_argument("--concurrency", type=int, default=16)
     g.add_argument("--requests-per-minute", type=float, help="the endpoint's rate limit (default: none)")
+    g.add_argument("--timeout-s", type=float, default=120.0, help="seconds to wait for one answer before retrying")
     g.add_argument("--max-new-tokens", type=int, default=256, help="answers are asked for at most 100 words")
     g.add_argument("--temperature", type=float, default=0.0, help="the authors' 0.0")
     g.add_argument("--sample", type=int, default=16, help="prompts asked first to measure the endpoint")
@@ -111,7 +112,8 @@ def all_prompts(ds):
 def llm_backend(args):
     settings = LLMSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     return OpenAIBackend(args.model, base_url=args.base_url, api_key_env=args.api_key_env, settings=settings,
-                         concurrency=args.concurrency, requests_per_minute=args.requests_per_minute)
+                         concurrency=args.concurrency, requests_per_minute=args.requests_per_minute,
+                         timeout_s=args.timeout_s)
 
 
 def profile_folder(args, ds, backend) -> Path:
@@ -213,8 +215,9 @@ def stage_tables(args, ds):
               for suffix, exclude in (("", "rank0"), ("_user", "user"))}
     tables.update({f"reference_llm_text_{a}": B.ablated_tables(tables["reference_llm_text"], a) for a in B.ABLATIONS})
     for source, part in (("template_text", "template"), ("titles", "titles")):
-        tables[f"reference_{source}"] = R.reference_tables(vectors[part], ds.train_sequences, args.k, device=args.device,
-                                                           description=f"{source} item vectors, {vectors['model_id']}")
+        tables[f"reference_{source}"] = R.reference_tables(
+            vectors[part], ds.train_sequences, args.k, device=args.device,
+            description=f"{source} item vectors, {vectors['model_id']}")
     tables["reference_collaborative"] = R.reference_tables(
         B.item_svd_embedding(ds.train_sequences, ds.n_items, 64), ds.train_sequences, args.k, device=args.device,
         description="collaborative (SVD) item vectors")

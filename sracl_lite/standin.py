@@ -57,7 +57,8 @@ def write_snap_files(raw_dir, category: str, users, items, seed: int = 0) -> lis
     users, items = np.asarray(users), np.asarray(items)
     groups = item_groups(users, items, n_groups=max(4, len(np.unique(items)) // 60), seed=seed)
     vocab = {g: dict(brands=[_word(rng).capitalize() for _ in range(3)], nouns=rng.choice(PRODUCTS, 3),
-                     words=[_word(rng) for _ in range(12)], shelf=SHELVES[g % len(SHELVES)]) for g in set(groups.values())}
+                     words=[_word(rng) for _ in range(12)], shelf=SHELVES[g % len(SHELVES)])
+             for g in sorted(set(groups.values()))}
     raw_dir.mkdir(parents=True, exist_ok=True)
     reviews = raw_dir / f"reviews_{category}_5.json.gz"
     with gzip.open(reviews, "wt", encoding="utf-8") as out:
