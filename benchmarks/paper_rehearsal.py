@@ -77,6 +77,7 @@ def run_stage(stage: str, args, endpoint, *more) -> tuple:
                *(["--variants", *args.variants] if args.variants else []),
                "--timeout-s", "900", *(["--no-notebook"] if args.no_notebook else [])]
     started = time.time()
+    print(f"== rehearsal: {stage} starts at {time.strftime('%H:%M:%S', time.gmtime(started))} UTC", flush=True)
     process = subprocess.Popen(command + list(more), env={**os.environ, "SRACL_REHEARSAL_KEY": "local"})
     _, status, usage = os.wait4(process.pid, 0)
     return os.waitstatus_to_exitcode(status), time.time() - started, usage.ru_maxrss / 1024
