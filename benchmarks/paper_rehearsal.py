@@ -51,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--grid-args", default="--epochs 1")
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--port", type=int, default=8765, help="the stand-in endpoint's port: its address is part of "
+                   "the answers' cache key, so a rehearsal run again in parts must keep it")
     p.add_argument("--no-notebook", action="store_true")
     return p.parse_args(argv)
 
@@ -86,7 +88,7 @@ def run_stage(stage: str, args, endpoint, *more) -> tuple:
 def main(argv=None):
     args = parse_args(argv)
     snap_files(args)
-    endpoint = StandinEndpoint(args.real_server, args.real_model, args.real_prompts)
+    endpoint = StandinEndpoint(args.real_server, args.real_model, args.real_prompts, port=args.port)
     rows = []
     try:
         for stage in args.stages.split(","):
