@@ -45,6 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--encoder", default="all-MiniLM-L6-v2")
     p.add_argument("--pooling", default="model", choices=["model", "pooler"])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=128, help="texts per encoder batch (MiniLM on a CPU: 128)")
     p.add_argument("--variants", nargs="*", help="default: paper_setting.py's whole grid")
     p.add_argument("--seeds-primary", type=int, default=1)
     p.add_argument("--seeds-other", type=int, default=1)
@@ -74,6 +75,7 @@ def run_stage(stage: str, args, endpoint, *more) -> tuple:
                "--stages", stage, "--base-url", endpoint.url, "--model", "rehearsal",
                "--api-key-env", "SRACL_REHEARSAL_KEY", "--concurrency", str(args.concurrency),
                "--encoder", args.encoder, "--pooling", args.pooling, "--device", args.device,
+               "--batch-size", str(args.batch_size),
                "--seeds-primary", str(args.seeds_primary), "--seeds-other", str(args.seeds_other),
                "--workers", str(args.workers), "--grid-args", args.grid_args,
                *(["--variants", *args.variants] if args.variants else []),
