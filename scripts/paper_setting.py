@@ -268,7 +268,7 @@ def stage_report(args, ds):
             target = Path(both) / f"{args.dataset}{suffix}"
             target.unlink(missing_ok=True)
             os.symlink((results / f"{args.dataset}{suffix}").resolve(), target)
-        env = {**os.environ, "SRACL_RESULTS_DIR": both, "SRACL_BEAUTY": args.dataset,
+        env = {**os.environ, "SRACL_RESULTS_DIR": both,
                "SRACL_REGIMES": f"ml-100k,ml-100k-last7,amazon-beauty-ids,{args.dataset}"}
         subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "07"], check=True, env=env)
     print("notebook 07 with this regime: build/notebooks/07_evaluation.ipynb")
