@@ -126,35 +126,43 @@ def stage_llm(args, ds):
     backend = llm_backend(args)
     folder = profile_folder(args, ds, backend)
     jobs = list(zip(("items", "users"), all_prompts(ds)))
-    todo = {kind: len(prompts) - profiling.count_cached(prompts, folder / f"{kind}.jsonl", backend)
+    # Counted as distinct texts: prefixes with the same history (say, one first item) share a prompt.
+    distinct = {kind: len(set(prompts.values())) for kind, prompts in jobs}
+    todo = {kind: distinct[kind] - profiling.count_cached(prompts, folder / f"{kind}.jsonl", backend)
             for kind, prompts in jobs}
-    total = sum(len(prompts) for _, prompts in jobs)
-    print(f"{total:,} prompts ({len(jobs[0][1]):,} items, {len(jobs[1][1]):,} training prefixes), "
-          f"{total - sum(todo.values()):,} answered before -> {folder}")
+    print(f"{sum(distinct.values()):,} distinct prompts ({distinct['items']:,} for the items, {distinct['users']:,} "
+          f"for the {len(jobs[1][1]):,} training prefixes), {sum(distinct.values()) - sum(todo.values()):,} "
+          f"answered before -> {folder}")
     if not sum(todo.values()):
         return
     if not args.yes:
-        kind, prompts = next((kind, prompts) for kind, prompts in reversed(jobs) if todo[kind])
-        uncached = profiling.AnswerCache(folder / f"{kind}.jsonl", backend.model_id, backend.settings)
-        sample = dict([(k, p) for k, p in prompts.items() if uncached.get(p) is None][:args.sample])
-        uncached.close()
-        started = time.time()
-        profiling.generate_cached(sample, backend, folder / f"{kind}.jsonl", progress=False)
-        seconds, n = time.time() - started, len(sample)
-        left = sum(todo.values()) - n
-        prompt_chars = np.mean([len(p) for p in sample.values()])
-        prompt_tokens = backend.prompt_tokens / n or prompt_chars / 4
-        print(f"measured on {n} prompts at concurrency {args.concurrency}: {n / seconds:.2f} answers/s, "
-              f"{prompt_tokens:.0f} prompt and {backend.generated_tokens / n:.0f} answer tokens each"
-              + ("" if backend.prompt_tokens else " (prompt tokens guessed as characters / 4: no usage returned)"))
-        print(f"the other {left:,} prompts: about {left * prompt_tokens / 1e6:.1f}M prompt tokens, "
-              f"{left * backend.generated_tokens / n / 1e6:.1f}M answer tokens, {left * seconds / n / 3600:.1f} h "
-              "at this rate")
+        estimate(args, backend, folder, jobs, todo)
         raise SystemExit("not asked: run again with --yes to ask them (answers already given are kept)")
     for kind, prompts in jobs:
         started = time.time()
         profiling.generate_cached(prompts, backend, folder / f"{kind}.jsonl", desc=kind)
         print(f"{kind}: {todo[kind]:,} asked in {time.time() - started:.0f} s")
+
+
+def estimate(args, backend, folder, jobs, todo):
+    """Ask max(--sample, --concurrency) unanswered prompts (the endpoint at full concurrency), kept in the
+    cache, and print the tokens and hours the rest will take at that rate."""
+    kind, prompts = next((kind, prompts) for kind, prompts in reversed(jobs) if todo[kind])
+    cache = profiling.AnswerCache(folder / f"{kind}.jsonl", backend.model_id, backend.settings)
+    unasked = list(dict.fromkeys(p for p in prompts.values() if cache.get(p) is None))
+    cache.close()
+    sample = dict(enumerate(unasked[:max(args.sample, args.concurrency)]))
+    started = time.time()
+    profiling.generate_cached(sample, backend, folder / f"{kind}.jsonl", progress=False)
+    seconds, n = time.time() - started, len(sample)
+    left = sum(todo.values()) - n
+    prompt_tokens = backend.prompt_tokens / n or np.mean([len(p) for p in sample.values()]) / 4
+    print(f"measured on {n} {kind} prompts at concurrency {args.concurrency}: {n / seconds:.2f} answers/s, "
+          f"{prompt_tokens:.0f} prompt and {backend.generated_tokens / n:.0f} answer tokens each"
+          + ("" if backend.prompt_tokens else " (prompt tokens guessed as characters / 4: no usage returned)"))
+    print(f"the other {left:,} prompts: about {left * prompt_tokens / 1e6:.1f}M prompt tokens, "
+          f"{left * backend.generated_tokens / n / 1e6:.1f}M answer tokens, {left * seconds / n / 3600:.1f} h "
+          "at this rate")
 
 
 def answers(args, ds):
@@ -235,6 +243,8 @@ def grid_command(args, variants, seeds) -> list:
 
 
 def run_grid(args, variants, seeds):
+    if not variants:
+        return
     env = {**os.environ, "SRACL_DATA_DIR": str(paths.data_dir(args.data_dir))}
     subprocess.run(grid_command(args, variants, seeds), check=True, env=env)
 
@@ -244,7 +254,9 @@ def stage_grid(args, ds):
     run_grid(args, primary, args.seeds_primary)
     run_grid(args, [v for v in args.variants if v not in PRIMARY], args.seeds_other)
     runs = report.reference_rows(E.load_results(Path(args.results_dir) / f"{args.dataset}.csv"))
-    runs = runs[runs["seed"] <= args.seeds_other]  # every candidate judged on as many runs; a rerun chooses alike
+    # Every candidate judged on as many runs, so a rerun chooses alike. Notebook 07 and the report choose on
+    # all seeds; they can name another variant, whose pair with SASRec then has fewer seeds.
+    runs = runs[runs["seed"] <= args.seeds_other]
     chosen = {report.chosen_on_validation(runs, [v for v in VARIANTS if v.startswith("ref_llm_cos")]),
               report.chosen_on_validation(runs, [v for v in VARIANTS if report.is_reference(v)])} - {""}
     if chosen - set(PRIMARY):
@@ -278,7 +290,7 @@ def main(argv=None):
     args = parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = set(stages) - set(STAGES)
-    if unknown:
+    if unknown or not stages:
         raise SystemExit(f"--stages: unknown {sorted(unknown)}; choose from {', '.join(STAGES)}")
     ds = stage_data(args)
     for stage in stages[1:] if stages[0] == "data" else stages:

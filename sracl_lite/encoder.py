@@ -158,7 +158,7 @@ class EmbeddingCache:
 
 
 class TextEncoder:
-    """Unit-norm sentence embeddings with a per-(model, text) cache (notebook 03).
+    """Sentence embeddings (unit length; raw with pooler_output) with a per-(model, text) cache (notebook 03).
 
     The model loads on first use, so a fully cached re-run never loads it. `model` replaces the
     loaded one (anything with SentenceTransformer's `encode`), e.g. a small fake in tests.

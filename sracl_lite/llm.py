@@ -198,11 +198,10 @@ class TransformersBackend:
 class OpenAIBackend:
     """An OpenAI-compatible chat-completions endpoint (OpenAI, DeepSeek, vLLM, llama.cpp...).
 
-    The key is read from the environment variable `api_key_env` (local servers accept any
-    non-empty value). Up to `concurrency` requests run at once, and at most `requests_per_minute`
-    start in any minute (None: no limit); 429 and 5xx answers and network errors are retried with
-    exponential backoff (honouring Retry-After), other errors stop the run at once. Introduced in
-    notebook 02.
+    The key is read from the environment variable `api_key_env` (local servers accept any non-empty
+    value). Up to `concurrency` requests run at once, at most `requests_per_minute` start in any
+    minute (None: no limit); 429 and 5xx answers and network errors are retried with exponential
+    backoff (honouring Retry-After), other errors stop the run at once. Introduced in notebook 02.
     """
     RETRY_STATUS = (429, 500, 502, 503, 504)
 
@@ -228,10 +227,12 @@ class OpenAIBackend:
         self.generated_tokens = self.prompt_tokens = 0
         # requests start at least 60 / requests_per_minute seconds apart, over all threads
         self.gap_s = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self._next_start, self._start_lock = 0.0, threading.Lock()
+        self._next_start, self._lock, self._stopped = 0.0, threading.Lock(), threading.Event()
 
     def _wait_for_turn(self):
-        with self._start_lock:
+        if self._stopped.is_set():  # the run is stopping: no more attempts
+            raise RuntimeError("not asked: another request of this run failed")
+        with self._lock:
             now = time.monotonic()
             start = max(now, self._next_start)
             self._next_start = start + self.gap_s
@@ -273,12 +274,14 @@ class OpenAIBackend:
                                f"{self.model!r} (expected choices[0].message.content): "
                                f"{raw[:300].decode(errors='replace')}") from err
         usage = answer.get("usage") or {}
-        self.generated_tokens += int(usage.get("completion_tokens", 0) or 0)
-        self.prompt_tokens += int(usage.get("prompt_tokens", 0) or 0)
+        with self._lock:  # requests end in several threads
+            self.generated_tokens += int(usage.get("completion_tokens", 0) or 0)
+            self.prompt_tokens += int(usage.get("prompt_tokens", 0) or 0)
         return text.strip()
 
     def generate(self, prompts, on_answer=None) -> list:
         answers, delivered = [None] * len(prompts), set()
+        self._stopped.clear()
         pool = concurrent.futures.ThreadPoolExecutor(self.concurrency)
         futures = {pool.submit(self._ask, p): i for i, p in enumerate(prompts)}
 
@@ -294,6 +297,7 @@ class OpenAIBackend:
         except BaseException:
             # Ask nothing more, but keep the answers already on their way: a resumed run (the cache
             # of generate_cached) then never asks them again.
+            self._stopped.set()
             for future in futures:
                 future.cancel()
             for future in concurrent.futures.as_completed([f for f in futures if not f.cancelled()]):

@@ -96,8 +96,10 @@ def test_the_recipe_runs_stops_midway_and_resumes_asking_nothing_twice(tmp_path,
     out = capsys.readouterr().out
     assert "ref_llm_user" in out and "decision" in out
 
-    # Run again: nothing is asked, embedded or trained twice.
+    # Run again: nothing is asked, embedded or trained twice, and with nothing left no estimate is needed.
     run("--yes")
+    assert not endpoints[-1].asked
+    run("--stages", "llm")
     assert not endpoints[-1].asked
     assert pd.read_csv(tmp_path / "results" / "amazon-beauty.csv").equals(runs)
     out = capsys.readouterr().out
