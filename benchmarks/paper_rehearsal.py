@@ -73,7 +73,7 @@ def run_stage(stage: str, args, endpoint, *more) -> tuple:
     command = [sys.executable, str(ROOT / "scripts" / "paper_setting.py"), "--dataset", "amazon-beauty",
                "--data-dir", args.data_dir, "--results-dir", str(Path(args.data_dir) / "results"),
                "--stages", stage, "--base-url", endpoint.url, "--model", "rehearsal",
-               "--api-key-env", "SRACL_REHEARSAL_KEY", "--concurrency", str(args.concurrency),
+               "--api-key-env", "REHEARSAL_API_KEY", "--concurrency", str(args.concurrency),
                "--encoder", args.encoder, "--pooling", args.pooling, "--device", args.device,
                "--batch-size", str(args.batch_size),
                "--seeds-primary", str(args.seeds_primary), "--seeds-other", str(args.seeds_other),
@@ -82,7 +82,7 @@ def run_stage(stage: str, args, endpoint, *more) -> tuple:
                "--timeout-s", "900", *(["--no-notebook"] if args.no_notebook else [])]
     started = time.time()
     print(f"== rehearsal: {stage} starts at {time.strftime('%H:%M:%S', time.gmtime(started))} UTC", flush=True)
-    process = subprocess.Popen(command + list(more), env={**os.environ, "SRACL_REHEARSAL_KEY": "local"})
+    process = subprocess.Popen(command + list(more), env={**os.environ, "REHEARSAL_API_KEY": "local"})
     _, status, usage = os.wait4(process.pid, 0)
     return os.waitstatus_to_exitcode(status), time.time() - started, usage.ru_maxrss / 1024
 
@@ -101,14 +101,19 @@ def main(argv=None):
             rows.append((stage, seconds, peak))
             if code:
                 raise SystemExit(f"stage {stage} failed (exit {code})")
-    finally:
+    finally:  # the table of the stages that ran, also when one failed
         endpoint.close()
+        report(rows, endpoint, args)
+
+
+def report(rows, endpoint, args):
     print(f"\nendpoint: {len(endpoint.forwarded):,} prompts answered by {args.real_server or 'no real server'}, "
           f"{len(endpoint.asked) - len(endpoint.forwarded):,} by the stand-in")
     print(f"{'stage':8} {'seconds':>8} {'peak MiB':>9}")
     for stage, seconds, peak in rows:
         print(f"{stage:8} {seconds:8.0f} {peak:9.0f}")
-    print(f"{'all':8} {sum(r[1] for r in rows):8.0f} {max(r[2] for r in rows):9.0f}")
+    if rows:
+        print(f"{'all':8} {sum(r[1] for r in rows):8.0f} {max(r[2] for r in rows):9.0f}")
 
 
 if __name__ == "__main__":
