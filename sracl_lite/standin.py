@@ -101,8 +101,8 @@ class StandinEndpoint:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, answer = endpoint.answer(body)
-                data = json.dumps(answer).encode()
+                status, answer = endpoint.answer(body, self)
+                data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -116,7 +116,9 @@ class StandinEndpoint:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def answer(self, body: dict) -> tuple:
+    def answer(self, body: dict, request=None) -> tuple:
+        """(HTTP status, JSON answer or raw text) for one request body; `request` is the handler (path,
+        headers), for subclasses that check them."""
         prompt = body["messages"][-1]["content"]
         with self.lock:
             if self.fail_after is not None and sum(self.asked.values()) >= self.fail_after:

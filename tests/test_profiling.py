@@ -5,9 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub
@@ -20,6 +18,7 @@ from sracl_lite import llm as L
 from sracl_lite import paths, profiling
 from sracl_lite import prompts as P
 from sracl_lite.data import PrepConfig, SequenceData
+from sracl_lite.standin import StandinEndpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -258,35 +257,16 @@ def test_killed_run_resumes_to_the_same_answers(tmp_path):
 
 # ------------------------------------------------------------------ OpenAI-compatible endpoint
 
-class ScriptedServer:
+class ScriptedServer(StandinEndpoint):
     """A loopback chat-completions server answering from a list of (status, body) replies."""
 
     def __init__(self, replies):
         self.replies, self.requests = list(replies), []
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append((self.path, self.headers.get("Authorization"), body))
-                status, payload = server.replies.pop(0) if server.replies else (500, "no reply left")
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, body, request=None):
+        self.requests.append((request.path, request.headers.get("Authorization"), body))
+        return self.replies.pop(0) if self.replies else (500, "no reply left")
 
 
 def chat_answer(text):
