@@ -259,9 +259,10 @@ def stage_grid(args, ds):
     runs = runs[runs["seed"] <= args.seeds_other]
     chosen = {report.chosen_on_validation(runs, [v for v in VARIANTS if v.startswith("ref_llm_cos")]),
               report.chosen_on_validation(runs, [v for v in VARIANTS if report.is_reference(v)])} - {""}
-    if chosen - set(PRIMARY):
-        print(f"chosen on validation: {', '.join(sorted(chosen))}; topped up to {args.seeds_primary} seeds")
-        run_grid(args, sorted(chosen - set(PRIMARY)), args.seeds_primary)
+    top_up = sorted(chosen - set(PRIMARY))  # the primaries have their seeds already
+    if top_up:
+        print(f"chosen on validation: {', '.join(top_up)}; topped up to {args.seeds_primary} seeds")
+        run_grid(args, top_up, args.seeds_primary)
 
 
 def stage_report(args, ds):
