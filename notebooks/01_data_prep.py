@@ -54,6 +54,15 @@ MIN_ITEM_INTERACTIONS = param("min_item_interactions", 5)
 MAX_LEN = param("max_len", 20)                  # the reference implementation's window
 
 # %% [markdown]
+# ![SRA-CL in one figure](../docs/sracl_method.svg)
+#
+# **Where this notebook sits.** Each box of the figure carries the notebook that builds it; this one
+# builds the box tagged "nb 01": every user's interactions in time order, split leave-one-out, and
+# the training prefixes. Everything to its right reads them: the prompts of notebook 02 use the
+# training part only, SASRec and its three losses (notebooks 04-06) train on the prefixes as anchor
+# sequences, and the held-back validation and test targets score the backbone at inference.
+
+# %% [markdown]
 # ## 1. The raw data
 # The default dataset is MovieLens-100K (GroupLens; research use only, no redistribution). It is read
 # from the TSV files inside the installed `recbole` wheel, so nothing is downloaded and no MovieLens
