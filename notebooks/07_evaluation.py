@@ -40,7 +40,7 @@
 #
 # **Runtime**: about 20 s on a 2-core CPU. Nothing is trained here: the runs come from
 # `results/<dataset>.csv` and `results/<dataset>_ranks.npz` (see `results/README.md` for the
-# commands). Section 13 shows the runs of notebooks 04-06; opened alone, this notebook runs
+# commands). Section 14 shows the runs of notebooks 04-06; opened alone, this notebook runs
 # notebooks 03-06 first (about 6 min on a CPU).
 
 # %%
@@ -72,7 +72,7 @@ LENGTH_EDGES = param("length_edges", "")           # sparsity groups: "" = terti
 BEAUTY = param("beauty", "amazon-beauty-ids")      # results/<BEAUTY>.csv: the SASRec sanity check
 
 # %%
-# This notebook reads the runs of notebooks 04-06 (section 13 shows them). Run alone (a fresh Colab
+# This notebook reads the runs of notebooks 04-06 (section 14 shows them). Run alone (a fresh Colab
 # runtime, say) it runs notebooks 03-06 first, exactly as in order; else it finds their files.
 from sracl_lite.notebook import run_earlier_notebooks
 run_earlier_notebooks("07", DATASET)
@@ -205,8 +205,8 @@ pd.DataFrame(overview)
 
 # %% [markdown]
 # How many seeds each variant the comparisons need has, per regime (the aim: 10 for the primary
-# question's variants and the best on validation, 5 for the rest; 0 is a planned run not made yet,
-# such as the clean ablations of section 5); how often the budget
+# question's variants and the best on validation, 5 for the rest; 0 would be a planned run not made
+# yet); how often the budget
 # binds at either end (RecBole's rule, patience 10 on MRR@10 rounded to 4 decimals, can end a run
 # that has barely learned; a best epoch near the cap means more epochs might help); and the runs
 # whose test metric is below 70% of their variant's best seed (a run that stopped learning; it stays
@@ -261,7 +261,8 @@ q1_tests[["dataset"] + columns].round(4)
 
 # %%
 for name, (grid, semantic, _) in regimes.items():
-    print(f"{name}:", grid.verdict(semantic, "ref_sasrec", f"the authors' design ({semantic})", "SASRec"), "\n")
+    print(f"{name}:", grid.verdict(semantic, "ref_sasrec", f"the authors' design on stand-in tables ({semantic})",
+                                   "SASRec"), "\n")
 
 # %% [markdown]
 # ## 4. Question 2: in which regime?
@@ -290,6 +291,19 @@ for name, (grid, semantic, _) in regimes.items():
     print()
 
 # %% [markdown]
+# Contrastive learning of any kind, semantic or not: where do the means of all the contrastive
+# variants of a regime lie against SASRec's, and how many of those tested against SASRec are decided?
+
+# %%
+for name, (grid, _, _) in regimes.items():
+    change = (100 * (grid.summary[METRIC] / grid.summary.loc["ref_sasrec", METRIC] - 1)).drop("ref_sasrec")
+    against = grid.decisions[grid.decisions["B"] == "ref_sasrec"]
+    decided = [f"{a} a {d}" for a, d in zip(against["A"], against["decision"]) if d in ("gain", "loss")]
+    print(f"{name}: {int((change > 0).sum())} of {len(change)} contrastive variants have a higher mean than SASRec "
+          f"({change.min():+.1f}% to {change.max():+.1f}%); of the {len(against)} tested against SASRec, "
+          f"{len(decided)} decided" + (": " + ", ".join(decided) if decided else ""))
+
+# %% [markdown]
 # ## 5. Question 3: which part carries it, or holds it back?
 # Each pair below asks one question: how much does A move the metric relative to B? Most change
 # one part of the design; `ref_random` and `ref_llm_uniform` change more (see the last point).
@@ -306,8 +320,7 @@ for name, (grid, semantic, _) in regimes.items():
 #   things at once (random pool neighbours, of other users only, random substitution neighbours,
 #   random synthesizer inputs) and `ref_llm_uniform` also drops the weights' dropout; these change
 #   one part each, the last one scaling the synthesizer's inputs to the size of the authors' SimCSE
-#   embeddings (norm about 20; ours are unit length). They ran on dense ML-100K and its sparse view;
-#   on Beauty they are still to be made and are listed as "cannot be judged here".
+#   embeddings (norm about 20; ours are unit length). They ran in all three regimes.
 
 # %%
 q3 = tests.drop(q1_tests.index)   # every tested pair that is not question 1's
@@ -331,6 +344,76 @@ for name, (grid, semantic, cosine) in regimes.items():
             print(f"- {question}:", grid.verdict(a, b, a, b, details=False))
     print()
 # %% [markdown]
+# ## 6. Equal budgets and a longer patience
+# Every run above trains at the reference implementation's settings (learning rate 1e-3, dropout 0.5,
+# alpha = beta = 0.1) for at most 100 epochs, stopped by RecBole's rule (patience 10). SASRec thus gets
+# one configuration while the design gets several table sources and temperatures. Two checks that
+# the verdicts do not come from these budgets, each read from its own folder of `results/`:
+#
+# - **an equal-budget search** (`results/search/`): 12 configurations per method at seed 1, up to 200
+#   epochs: SASRec learning rate x dropout (4 x 3), CL4SRec and DuoRec learning rate x dropout x beta
+#   (2 x 2 x 3), the design learning rate x dropout x alpha = beta (2 x 2 x 3). Each method keeps
+#   the configuration with the best validation MRR@10 at seed 1, which then runs seeds 2-10; the
+#   first four pairs of section 5 are tested again under the rule of section 1;
+# - **a longer patience** (`results/patience/`): SASRec and the design, seeds 1-10, patience 20.
+
+# %%
+budget_files = {kind: {name: (results_dir / kind / f"{name}.csv", results_dir / kind / f"{name}_ranks.npz")
+                       for name in regime_runs} for kind in ("search", "patience")}
+searches = {name: report.searched_grid(E.load_results(csv), E.load_ranks(npz), regimes[name][1], MAX_LEN,
+                                       METRIC, LEVEL)
+            for name, (csv, npz) in budget_files["search"].items() if csv.exists()}
+print("regimes without a search:", ", ".join(n for n in regime_runs if n not in searches) or "none")
+chosen = pd.concat({name: table for name, (table, _) in searches.items()}) if searches else pd.DataFrame()
+if len(chosen):
+    chosen["variant"] = chosen["variant"].str.split("@").str[1]   # the chosen setting
+chosen.rename(columns={"variant": "chosen on validation"}).round(4)
+
+# %% [markdown]
+# A search is complete when every method has its trials and its chosen configuration has run seeds
+# 2-10 (`seeds` above); a method missing from the table was not searched there. The searched methods
+# against each other, beside the same pair at the reference settings (the decisions of section 5);
+# a pair whose searched runs are missing says "not run".
+
+# %%
+rows = {}
+for name, (_, searched) in searches.items():
+    for a, b, question in searched.comparisons:
+        for budget, g in (("searched", searched), ("reference settings", regimes[name][0])):
+            d = g.decision_of(a, b)
+            rows[(name, f"{a} vs {b}", budget)] = {k: d[k] for k in ("n_seeds_a", "n_seeds_b", "mean_a", "mean_b",
+                                                                    "rel_change_%", "ci_low", "ci_high", "p",
+                                                                    "decision")} if d else {"decision": "not run"}
+pd.DataFrame.from_dict(rows, orient="index").round(4) if rows else None
+
+# %%
+for name, (_, searched) in searches.items():
+    if searched.decisions.empty:
+        print(f"{name}: the search is not complete (the table above), so nothing is tested on it yet\n")
+        continue
+    for a, b, question in searched.comparisons:
+        print(f"{name}, searched, {question}:", searched.verdict(a, b, a, b, details=False))
+    print()
+
+# %% [markdown]
+# With patience 20, how many runs still end within 15 epochs, and the primary question again beside
+# its answer at the authors' patience 10:
+
+# %%
+for name, (csv, npz) in budget_files["patience"].items():
+    if not csv.exists():
+        continue
+    longer, (grid10, semantic, _) = E.load_results(csv), regimes[name]
+    pair = [(semantic, "ref_sasrec", "the authors' design vs SASRec")]
+    g20 = report.RunGrid(longer[longer["max_len"] == MAX_LEN], E.load_ranks(npz), MAX_LEN, pair, METRIC, LEVEL)
+    shorter = grid10.runs[grid10.runs["variant"].isin([semantic, "ref_sasrec"])]
+    print(f"{name}: within 15 epochs, {int((g20.runs['epochs_run'] <= 15).sum())} of {len(g20.runs)} runs at "
+          f"patience {report.the_one_value(g20.runs['patience'])}, {int((shorter['epochs_run'] <= 15).sum())} of "
+          f"{len(shorter)} at patience {report.the_one_value(shorter['patience'])}")
+    print("  patience 20:", g20.verdict(semantic, "ref_sasrec", semantic, "SASRec", details=False))
+    print("  patience 10:", grid10.verdict(semantic, "ref_sasrec", semantic, "SASRec", details=False), "\n")
+
+# %% [markdown]
 # # Part II · This project's default preset, read as a reviewer would
 #
 # The rest of this notebook reads the grid of the project's own SRA-CL (`default` preset: one pool
@@ -338,7 +421,7 @@ for name, (grid, semantic, cosine) in regimes.items():
 # `results/<DATASET>.csv`: does it beat its backbone, by how much, is the difference larger than the
 # noise, which of its parts matter, and for which users.
 #
-# ## 6. Where the numbers come from
+# ## 7. Where the numbers come from
 # The default-preset runs are read from the results file (the `ref_*` rows belong to Part I);
 # only those of one window (`MAX_LEN`) are compared.
 
@@ -381,7 +464,7 @@ else:
               "under-trained, so the numbers below show how to read a comparison, not SRA-CL's merit.")
 
 # %% [markdown]
-# ## 7. Every variant, mean ± std over seeds
+# ## 8. Every variant, mean ± std over seeds
 # The registry of variants lives in `sracl_lite.experiments.VARIANTS`; a variant absent from the CSV
 # is listed as missing rather than dropped, so a gap is visible. The std is over seeds (training
 # randomness: initialisation, batch order, dropout, augmentations).
@@ -424,7 +507,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 8. The decisions, and the per-user view beside them
+# ## 9. The decisions, and the per-user view beside them
 # The same rule as Part I (section 1): SRA-CL against SASRec is this grid's primary question, the
 # other comparisons secondary, each decided by the bootstrap over seeds and users:
 
@@ -452,7 +535,7 @@ for column in ("wilcoxon_p", "ttest_p"):      # small p-values would round to 0
 shown_tests
 
 # %% [markdown]
-# ## 9. The verdict, written from the numbers
+# ## 10. The verdict, written from the numbers
 # The sentences below are generated from the tests above, so they change when the CSV changes.
 
 # %%
@@ -471,7 +554,7 @@ if profiles != ["paper"]:
     print(f"All of this holds for the budget of these runs ({', '.join(profiles)}), not for converged models.")
 
 # %% [markdown]
-# ## 10. What the paper's design suggests, chosen on validation
+# ## 11. What the paper's design suggests, chosen on validation
 # When SRA-CL does not beat its backbone, the design points at two knobs: the neighbours (notebook
 # 03 measured the small LLM's user neighbours as barely better than random, and the mean of item
 # embeddings or co-interactions as much better) and the weight of the contrastive losses. The
@@ -498,7 +581,7 @@ if candidates and runs_of("sasrec"):
     print(inference.decision_sentence(result, f"the chosen configuration ({chosen})", "SASRec", METRIC))
 
 # %% [markdown]
-# ## 11. The sparsity view: users by training-sequence length
+# ## 12. The sparsity view: users by training-sequence length
 # The paper finds SRA-CL's gain largest for users with short histories, where collaborative signal
 # is thin. We group users by the length of their training sequence into three groups: tertiles by
 # default (cut points at the 1/3 and 2/3 quantiles, rounded down to whole lengths), or fixed edges
@@ -545,7 +628,7 @@ print(f"\nNote: every {DATASET} user here has at least {train_lengths.min()} tra
       "so a 'short' group here is not short in the paper's sense; the short-sequence effect needs such data.")
 
 # %% [markdown]
-# ## 12. What else explains the numbers
+# ## 13. What else explains the numbers
 # **Validation vs test.** Model selection uses validation only; if validation and test disagree on
 # which variant is better, a small test gain is likely noise. **Cost.** The contrastive variants
 # encode up to 1 + k + 2 sequences per training sample instead of 1 (k = 10), which the training
@@ -574,7 +657,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 13. The CPU-profile numbers of notebooks 04-06
+# ## 14. The CPU-profile numbers of notebooks 04-06
 # Notebooks 04-06 train single runs (seed 2024) and save them with `save_metrics`; with their
 # default **reduced CPU profile** (`experiments.PROFILES["cpu"]`: a seeded sixth of the training
 # prefixes, 4 epochs) they are far from converged. They are shown side by side for orientation
@@ -604,7 +687,7 @@ if saved:
     print(pd.concat({"notebooks 04-06": cpu_table, "grid (mean of seeds)": grid_means}).to_string())
 
 # %% [markdown]
-# ## 14. Sanity check: SASRec on Amazon Beauty against published numbers
+# ## 15. Sanity check: SASRec on Amazon Beauty against published numbers
 # Our ML-100K numbers have no published counterpart under this exact protocol. The Beauty ID file
 # of the SRA-CL authors' repository (`data/Beauty/Beauty.txt`) does: other papers' public code reports
 # full-ranking SASRec on it at max_len 50 with HR@20 = 0.0894 and NDCG@20 = 0.0386, ranking all
@@ -677,8 +760,8 @@ print("all checks passed")
 # %%
 print(f"Part I, the reference preset, test {METRIC}:")
 for name, (g, semantic, _) in regimes.items():
-    print(f"  {name}:", g.verdict(semantic, "ref_sasrec", f"the authors' design ({semantic})", "SASRec",
-                                  details=False))
+    print(f"  {name}:", g.verdict(semantic, "ref_sasrec", f"the authors' design on stand-in tables ({semantic})",
+                                  "SASRec", details=False))
     print("   ", report.gain_sentence(g, semantic))
 
 # %%

@@ -161,7 +161,7 @@ def semantic_substitute(inputs, item_neighbors, prob: float = 0.2, generator=Non
 
 
 # CL4SRec's three operators, with CoSeRec / ICLRec's default strengths (the settings behind the
-# published CL4SRec numbers on the Beauty file of notebook 07, section 14).
+# published CL4SRec numbers on the Beauty file of notebook 07, section 15).
 CROP_KEEP = 0.2      # keep a contiguous 20% of the sequence
 MASK_RATIO = 0.7     # mask 70% of the items
 REORDER_RATIO = 0.2  # shuffle a contiguous 20%

@@ -315,3 +315,27 @@ def regime_decisions(regimes: dict) -> pd.DataFrame:
 def pairs_in(tests: pd.DataFrame, pairs) -> pd.DataFrame:
     """The rows of `tests` whose (A, B) is one of `pairs`."""
     return tests.loc[np.array([pair in pairs for pair in zip(tests["A"], tests["B"])], dtype=bool)]
+
+
+def searched_grid(runs: pd.DataFrame, ranks: dict, semantic: str, max_len: int = 20, metric: str = "NDCG@20",
+                  level: float = I.LEVEL) -> tuple:
+    """An equal-budget search (results_grid.py --set: rows named `<variant>@<setting>=<value>,...`) read as
+    (search table, RunGrid): per method, the trials at the first seed and the one with the best validation
+    metric there; the grid holds each chosen configuration under the method's own name, with all its seeds,
+    and tests the first four pairs of `reference_comparisons(semantic)` (the primary question first). A
+    method whose choice has not run beyond the search seed yet stays out of the grid (its pairs land in
+    `not_possible`)."""
+    runs = runs[runs["max_len"] == max_len].assign(method=lambda r: r["variant"].str.split("@").str[0])
+    first, selection = runs["seed"].min(), f"valid_{runs['valid_metric'].iloc[0]}"
+    trials = runs[runs["seed"] == first]
+    chosen = trials.loc[trials.groupby("method")[selection].idxmax(), ["method", "variant", selection]]
+    chosen["trials"] = chosen["method"].map(trials.groupby("method").size())
+    chosen["seeds"] = chosen["variant"].map(runs.groupby("variant")["seed"].nunique())
+    chosen["largest best epoch"] = chosen["variant"].map(runs.groupby("variant")["best_epoch"].max())
+    chosen["epochs cap"] = chosen["variant"].map(runs.groupby("variant")["epochs"].max())
+    kept = chosen[chosen["seeds"] > 1]
+    picked = runs[runs["variant"].isin(kept["variant"])].assign(variant=lambda r: r["method"]).drop(columns="method")
+    renamed = {E.rank_key(m, s, max_len): ranks[E.rank_key(v, s, max_len)]
+               for v, m, s in zip(runs["variant"], runs["method"], runs["seed"]) if v in set(kept["variant"])}
+    pairs = reference_comparisons(semantic)[:4]
+    return chosen.set_index("method"), RunGrid(picked, renamed, max_len, pairs, metric, level)

@@ -176,3 +176,22 @@ def test_the_secondary_level_counts_every_planned_question_run_or_not(grid):
     decided = RunGrid(grid.runs, grid.ranks, 20, planned, "NDCG@20")
     assert decided.decision_of("sracl", "sasrec")["level"] == 0.05
     assert decided.decision_of("sasrec", "sracl")["level"] == pytest.approx(0.05 / 2), "m = 2 planned, 1 ran"
+
+
+def test_searched_grid_keeps_the_trial_best_on_validation_with_all_its_seeds():
+    from sracl_lite.report import searched_grid
+    rng = np.random.default_rng(1)
+    good, poor = (lambda: rng.integers(0, 5, N_USERS)), (lambda: rng.integers(10, 200, N_USERS))
+    by_run = {("ref_sasrec@lr=0.001", 1): poor(), ("ref_sasrec@lr=0.002", 1): good(),   # 0.002 wins at seed 1
+              ("ref_sasrec@lr=0.002", 2): good(), ("ref_sasrec@lr=0.002", 3): good(),
+              ("ref_llm@lr=0.001", 1): poor(), ("ref_llm@lr=0.002", 1): poor(), ("ref_cl4srec@lr=0.001", 1): good()}
+    runs, ranks = grid_runs(by_run)
+    runs["epochs"] = 200
+    runs.loc[runs["variant"] == "ref_llm@lr=0.002", "valid_MRR@10"] = 1.0     # chosen on validation, not on test
+    table, grid = searched_grid(runs, ranks, "ref_llm")
+    assert table.loc["ref_sasrec", ["variant", "trials", "seeds"]].tolist() == ["ref_sasrec@lr=0.002", 2, 3]
+    assert table.loc["ref_llm", "variant"] == "ref_llm@lr=0.002" and table.loc["ref_cl4srec", "seeds"] == 1
+    assert sorted(grid.runs["variant"].unique()) == ["ref_sasrec"], "a choice with the search seed only stays out"
+    assert grid.ranks_of("ref_sasrec")[1] is ranks[rank_key("ref_sasrec@lr=0.002", 2, 20)]
+    assert [c[:2] for c in grid.comparisons][0] == ("ref_llm", "ref_sasrec")
+    assert ("ref_llm", "ref_sasrec") in grid.not_possible and grid.decisions.empty
