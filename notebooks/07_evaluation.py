@@ -596,10 +596,12 @@ print(f"{len(train_lengths)} users; training lengths {train_lengths.min()}..{tra
       f"<= {e1}, {e1 + 1}..{e2}, > {e2}")
 present = [v for v in E.variant_order(runs["variant"]) if runs_of(v)]
 by_group = E.metrics_by_group({v: runs_of(v) for v in present}, groups, METRIC)
-by_group.round(4)
+by_variant = by_group.drop(columns="users").T.round(4)   # one row per variant, one column per group
+by_variant.columns = [f"{g}, {n} users" for g, n in zip(by_group.index, by_group["users"].astype(int))]
+print(by_variant.to_string())
 
 # %%
-fig, ax = plt.subplots(figsize=(10, 3.8))
+fig, ax = plt.subplots(figsize=(11, 3.8))
 width = 0.8 / max(len(present), 1)
 for i, variant in enumerate(present):
     ax.bar(np.arange(3) + i * width, by_group[variant], width, label=variant,
@@ -607,7 +609,7 @@ for i, variant in enumerate(present):
 ax.set_xticks(np.arange(3) + width * (len(present) - 1) / 2, [f"{g}\n{n} users" for g, n in
                                                                zip(by_group.index, by_group["users"])])
 ax.set(ylabel=f"test {METRIC}", title=f"{DATASET}: test {METRIC} by training-sequence length")
-ax.legend(fontsize=8, ncol=3)
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))   # beside the bars, not over them
 fig.tight_layout()
 plt.show()
 
@@ -647,12 +649,12 @@ if len(agg) > 2:
 # Run by run: dots on a rising line mean that validation ranks the runs as test does.
 
 # %%
-fig, ax = plt.subplots(figsize=(5.5, 4))
+fig, ax = plt.subplots(figsize=(7, 4))
 for i, (variant, frame) in enumerate(runs.groupby("variant", sort=False)):
     ax.scatter(frame[f"valid_{METRIC}"], frame[f"test_{METRIC}"], label=variant,
                color=report.variant_colors(runs["variant"].unique())[variant])
 ax.set(xlabel=f"validation {METRIC}", ylabel=f"test {METRIC}", title="each dot one run")
-ax.legend(fontsize=7)
+ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
 fig.tight_layout()
 plt.show()
 

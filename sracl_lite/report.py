@@ -208,7 +208,8 @@ def variant_colors(names) -> dict:
     """A colour per variant, distinct within any plot of up to 40 variants and the same in every plot
     (registry order picks it); SASRec, under either preset, is always black."""
     import matplotlib
-    palette = list(matplotlib.colormaps["tab20"].colors) + list(matplotlib.colormaps["tab20b"].colors)
+    pairs = matplotlib.colormaps["tab20"].colors   # dark and light shade of ten hues: all dark ones come first,
+    palette = list(pairs[0::2] + pairs[1::2]) + list(matplotlib.colormaps["tab20b"].colors)  # so neighbours differ
     others = [v for v in E.variant_order(list(VARIANTS) + list(names)) if v not in ("sasrec", "ref_sasrec")]
     if len(others) > len(palette):
         raise ValueError(f"variant_colors: {len(others)} variants, only {len(palette)} distinct colours")
