@@ -63,7 +63,7 @@ VARIANTS = {               # name -> TrainConfig overrides
     "sracl-bf16": {"bf16": True},             # the same under bf16 autocast
     "sasrec": {"alpha": 0.0, "beta": 0.0},    # plain backbone, for scale
     "reference": PRESETS["reference"],        # the authors' design: per-prefix pool (random tables of its
-                                              # shape), second anchor pass, 2B NT-Xent (15 sequences a sample)
+                                              # shape), second anchor pass, 2B NT-Xent (14 sequences a sample)
 }
 
 

@@ -338,7 +338,9 @@ print(f"Spearman correlation of a pool entry's candidate score with its sequence
 # %% [markdown]
 # ## 9. The authors' form: the `reference` preset
 # The authors' code (github.com/ziqiangcui/SRA-CL, `recommender_code/`) differs from the branch
-# above in four places, each an option of `TrainConfig`, all set by the preset `reference`:
+# above in the four ways below. The preset `reference` sets them through the six `TrainConfig`
+# options of the table after this list; the sixth, beta = 0.1, adds notebook 06's intra-sequence
+# branch, which the authors train alongside:
 # - **pool**: one entry per training *prefix*, embedded from that prefix's last 20 items, and its
 #   neighbours are ranks 1..k of a cosine top-(k+1) that includes the prefix itself
 #   (`retrieval.prefix_tables(exclude="rank0")`). Only the prefix itself is left out, so the same
@@ -429,8 +431,9 @@ print(f"reference init, median normalised entropy of the weights: {share(start_w
 # whether LLM text per prefix changes that is open.
 #
 # A short run of the preset: on the CPU profile `REFERENCE_EPOCHS` epochs over `REFERENCE_PREFIXES`
-# seeded training prefixes, a quarter of the branch's above, since each step encodes 15 sequences a
-# sample, three times this notebook's. Its metrics rank all items (the authors'
+# seeded training prefixes, a quarter of the branch's above, since each step encodes 14 sequences a
+# sample (3,584 rows for 256 anchors, printed above), about four times the 866 rows of this
+# notebook's step (section 5). Its metrics rank all items (the authors'
 # protocol); the second line is the same model under ours. After so few steps they show that the
 # preset trains, not what it reaches: notebook 07 compares fully trained runs.
 

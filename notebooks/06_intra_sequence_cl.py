@@ -170,8 +170,9 @@ print(f"{int(real.sum()):,} real items in {len(all_inputs):,} prefixes; replaced
 # $$L_{intra} = -\frac{1}{2N}\sum_{i=1}^{2N} \log
 #   \frac{\exp(z_i \cdot z_{i^+} / \tau)}{\sum_{j \ne i} \exp(z_i \cdot z_j / \tau)}$$
 #
-# with dot products and $\tau = 1$. There is no synthesizer here: the paper found that a learnable
-# weighting does not help this branch.
+# with dot products and $\tau = 1$. There is no synthesizer here, as in the paper's design: each
+# view has one positive, the other view of its sequence, so there is nothing to weight (this
+# project did not test a learnable weighting on this branch).
 
 # %%
 print(inspect.getsource(losses.nt_xent))

@@ -1,4 +1,4 @@
-"""Contrastive losses and sequence augmentations (notebook 05).
+"""Contrastive losses and sequence augmentations (notebooks 05 and 06).
 
 - `info_nce`: anchor vs positive, the other rows' positives as negatives (cross-sequence CL).
 - `nt_xent`: two views of each sequence, 2N - 2 negatives (intra-sequence CL).
@@ -45,7 +45,7 @@ def info_nce(anchor, positive, temperature: float = 1.0, cosine: bool = False):
 
 
 def nt_xent(view1, view2, temperature: float = 1.0, cosine: bool = False):
-    """NT-Xent over 2N views: (N, D), (N, D) -> scalar (notebook 05).
+    """NT-Xent over 2N views: (N, D), (N, D) -> scalar (notebook 06).
 
     Each view's positive is the other view of the same sequence; the remaining 2N - 2 views in
     the batch are its negatives (self-similarity excluded), averaged over all 2N views.
@@ -145,7 +145,7 @@ SYNTHESIZERS = {"learned": SampleSynthesizer, "uniform": SampleSynthesizer,
 
 
 def semantic_substitute(inputs, item_neighbors, prob: float = 0.2, generator=None):
-    """Replace each real item, independently with probability `prob`, by one of its neighbours (notebook 05).
+    """Replace each real item, independently with probability `prob`, by one of its neighbours (notebook 06).
 
     inputs: (B, L) item ids, 0 = padding (never touched). item_neighbors: (n_items + 1, k) item
     ids on the same device; the neighbour is drawn uniformly from the item's k. A neighbour id 0
@@ -218,7 +218,7 @@ def reorder(inputs, ratio: float = REORDER_RATIO, generator=None):
 def cl4srec_augment(inputs, mask_id: int, crop_keep: float = CROP_KEEP, mask_ratio: float = MASK_RATIO,
                     reorder_ratio: float = REORDER_RATIO, generator=None):
     """One view per row: crop, mask or reorder, chosen uniformly per row (CL4SRec, Xie et al. 2022;
-    the baseline of notebook 04)."""
+    the baseline of notebook 07; notebook 06 shows its operators)."""
     which = torch.randint(0, 3, (len(inputs), 1), device=inputs.device, generator=generator)
     cropped = crop(inputs, crop_keep, generator)
     masked = mask_items(inputs, mask_id, mask_ratio, generator)
@@ -227,7 +227,7 @@ def cl4srec_augment(inputs, mask_id: int, crop_keep: float = CROP_KEEP, mask_rat
 
 
 def same_target_groups(targets) -> dict:
-    """Index of the training prefixes by target item, for DuoRec's positives (notebook 06).
+    """Index of the training prefixes by target item, for DuoRec's positives (notebook 07's baseline).
 
     targets: (N,) next items. Returns arrays of N: `by_target` (prefix ids sorted by target) and,
     per prefix, `start` and `count` of its target's run in `by_target` and its own `rank` in it.
