@@ -334,9 +334,9 @@ def searched_grid(runs: pd.DataFrame, ranks: dict, semantic: str, max_len: int =
     chosen["seeds"] = chosen["variant"].map(runs.groupby("variant")["seed"].nunique())
     chosen["largest best epoch"] = chosen["variant"].map(runs.groupby("variant")["best_epoch"].max())
     chosen["epochs cap"] = chosen["variant"].map(runs.groupby("variant")["epochs"].max())
-    kept = chosen[chosen["seeds"] > 1]
-    picked = runs[runs["variant"].isin(kept["variant"])].assign(variant=lambda r: r["method"]).drop(columns="method")
+    kept = runs[runs["variant"].isin(chosen.loc[chosen["seeds"] > 1, "variant"])]
     renamed = {E.rank_key(m, s, max_len): ranks[E.rank_key(v, s, max_len)]
-               for v, m, s in zip(runs["variant"], runs["method"], runs["seed"]) if v in set(kept["variant"])}
+               for v, m, s in zip(kept["variant"], kept["method"], kept["seed"])}
+    picked = kept.assign(variant=kept["method"]).drop(columns="method")
     pairs = reference_comparisons(semantic)[:4]
     return chosen.set_index("method"), RunGrid(picked, renamed, max_len, pairs, metric, level)
