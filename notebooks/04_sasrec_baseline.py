@@ -25,13 +25,15 @@
 # **What you will learn**
 # - how SASRec turns a left-padded item sequence into one vector: item and position embeddings
 #   (positions counted from the most recent item), causal self-attention that never looks at
-#   padding, post-norm Transformer blocks;
+#   padding, post-norm Transformer blocks; written first as a few lines of plain PyTorch, then
+#   checked equal to the library's faster forward;
 # - why the input item table doubles as the output layer, and the cross-entropy over all items;
 # - the training loop: every training prefix is a sample, Adam, early stopping on validation;
 # - full-ranking evaluation (HR, NDCG, MRR) and the rules behind it: history masked, ties counted
 #   against the target, validation for model selection, test scored once from the best checkpoint;
 # - how a popularity baseline puts those numbers in context;
-# - the two run profiles: a short **CPU profile** (the default) and the **paper profile** (GPU).
+# - the two run profiles: a short **CPU profile** (the default) and the **paper profile** (GPU);
+# - why ML-100K has three SASRec NDCG@20 figures (this notebook's, and two in `results/`), side by side.
 #
 # **Runtime**: about 1 min on a 2-core CPU with the CPU profile; the paper profile (all 96k
 # prefixes, up to 100 epochs, early stopping) takes 15 to 60 min on 2 CPU cores and a minute or
@@ -122,17 +124,6 @@ print(f"\nthis run: profile {PROFILE!r}")
 #    predict) and never padding.
 # 3. **Representation.** The output at the last position summarises the whole sequence.
 #
-# Everything is batched: `encode_all` builds the (B, L, L) attention mask from the causal
-# triangle and the non-padding positions, and every block runs on the whole batch. Its item rows
-# come from `embed_items`: $E[i_t]$ for real items and zeros for padding, as `nn.Embedding` with
-# `padding_idx=0` gives, but read from spare zero rows so that a GPU's backward pass does not pile
-# every padding position's gradient onto row 0 (the Speed section of the README says why that matters).
-
-# %%
-print(inspect.getsource(model_module.SASRec.encode_all))
-print(inspect.getsource(model_module.TransformerBlock.forward))
-
-# %% [markdown]
 # **Scoring.** The same item table $E$ is the output layer: item $j$ scores $r \cdot E[j]$ for the
 # sequence representation $r$. Sharing the table saves a second table of the same size and ties
 # "items that follow this history" to "items whose embeddings look like it". Scores are computed in float32,
@@ -155,6 +146,58 @@ print(groups.to_string())
 print(f"total: {count_parameters(probe):,} parameters ({config.model})")
 
 # %% [markdown]
+# ### SASRec in plain PyTorch
+# Steps 1-3 as a textbook writes them, with this (untrained) model's weights, on a batch of real
+# training prefixes: every block computes every position. The model is in eval mode, so dropout
+# is off. Attention may look at key $j$ from query $i$ when $j \le i$ and item $j$ is real; a padding
+# row has no such key, so it looks at itself, which keeps it finite (no real row ever reads it).
+
+# %%
+batch = torch.as_tensor(prefixes.inputs[:256])                                 # (B, L) left-padded ids
+B, L, D, H = *batch.shape, config.model.hidden, config.model.n_heads
+real = batch > 0                                                               # (B, L)
+positions = torch.arange(L - 1, -1, -1)                                        # the most recent item: 0
+x = probe.emb_norm(probe.item_emb(batch) + probe.pos_emb(positions))           # (B, L, D); E[0] = 0
+allowed = (torch.ones(L, L, dtype=torch.bool).tril() & real[:, None]) | torch.eye(L, dtype=torch.bool)  # (B, L, L)
+heads = lambda t: t.view(B, L, H, D // H).transpose(1, 2)                      # (B, L, D) -> (B, H, L, D/H)
+for block in probe.blocks:
+    q, k, v = (heads(t) for t in block.qkv(x).split(D, dim=-1))
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None])   # softmax(q k^T / sqrt(D/H)) v
+    x = block.norm1(x + block.out(a.transpose(1, 2).reshape(B, L, D)))        # attention, residual, LayerNorm
+    x = block.norm2(x + block.ffn_out(F.gelu(block.ffn_in(x))))               # feed-forward, residual, LayerNorm
+plain_scores = x[:, -1] @ probe.item_emb.weight[: ds.n_items + 1].T           # (B, n_items + 1): r . E[j]
+
+# %% [markdown]
+# ### The library's forward
+# The library computes the same scores faster. `encode_all` builds the (B, L, L) attention mask
+# from the causal triangle and the non-padding positions, and every block runs on the whole
+# batch. Its item rows come from `embed_items`: $E[i_t]$ for real items and zeros for padding, as
+# `nn.Embedding` with `padding_idx=0` gives, but read from spare zero rows so that a GPU's backward
+# pass does not pile every padding position's gradient onto row 0 (`benchmarks/README.md` says why
+# that matters). `encode`, which training and scoring call, asks the last block for the last
+# position only (`last_only`).
+
+# %%
+print(inspect.getsource(model_module.SASRec.encode))
+print(inspect.getsource(model_module.SASRec.encode_all))
+print(inspect.getsource(model_module.TransformerBlock.forward))
+
+# %%
+with torch.no_grad():
+    library_scores = probe.item_scores(probe.encode(batch))                    # (B, n_items + 1)
+same = torch.allclose(plain_scores, library_scores, atol=1e-5)
+print(f"{B} training prefixes: the plain forward and the library's give the same scores (atol 1e-5): {same}")
+assert same, "the plain forward and SASRec.encode disagree"
+
+# %% [markdown]
+# What `last_only` skips: in the last block the query, the attention output, the output
+# projection, both residuals, both LayerNorms and the feed-forward are computed for the last
+# position only (rows `W[:D]` of the qkv matrix give its query, rows `W[D:]` the keys and values of
+# every position). It computes the same thing because after attention nothing mixes positions:
+# those steps act on each position alone, and scoring reads the last one. The earlier blocks still
+# run at every position, since their outputs are the last block's keys and values.
+
+# %% [markdown]
 # Two properties the design promises, checked on the untrained model: left padding changes
 # nothing, and a change to the last item changes only the last position's output (causality).
 
@@ -174,21 +217,30 @@ print("... and changes the last position:                    ", not torch.allclo
 # ## 3. Training
 # The loss is softmax cross-entropy of the representation's scores over *all* items (not a few
 # sampled negatives): $L_{rec} = -\log \mathrm{softmax}(r E^\top)_{target}$. One step encodes the
-# batch, scores it and takes an Adam step. The trainer's loss function below also holds the two
-# contrastive branches of notebooks 05 and 06; with `alpha = beta = 0` only its first lines run,
-# and training is exactly plain SASRec (a unit test compares it with a hand-written loop).
+# batch, scores it and takes an Adam step. The trainer's loss function (`Trainer.losses`) also
+# holds the two contrastive terms that notebooks 05 and 06 add; with `alpha = beta = 0` they are 0,
+# and training is exactly plain SASRec (a unit test compares it with a hand-written loop). Below,
+# the loss written out, against the trainer's on one batch of the untrained model.
 #
 # After each epoch the model is scored on the validation targets; the state with the best
 # validation MRR@10 is kept, and training stops after `patience` epochs without improvement (in
 # the CPU profile the epoch limit comes first).
 
 # %%
-print(inspect.getsource(training.Trainer.losses))
-
-# %%
 trainer = training.Trainer(ds, config)
 print(f"training on {trainer.n_train:,} of {len(prefixes.targets):,} prefixes, batch {config.batch_size}, "
       f"up to {config.epochs} epochs, device {trainer.device.type}")
+
+# %%
+inputs, targets = trainer.inputs[:config.batch_size], trainer.targets[:config.batch_size]  # (B, L), (B,)
+trainer.model.eval()                                 # no dropout, so both sides see one model (fit turns it back on)
+with torch.no_grad():
+    scores = trainer.model.item_scores(trainer.model.encode(inputs))         # (B, n_items + 1), column 0 padding
+    plain_loss = F.cross_entropy(scores[:, 1:], targets - 1)                 # -log softmax(r E^T)[target]
+    total, rec, cross, intra = trainer.losses(inputs, targets, None, None)   # None: notebook 05's inputs
+print(f"one batch, untrained model: loss written out {plain_loss:.3f}; trainer: total {total:.3f} "
+      f"= next-item {rec:.3f} + contrastive terms {cross:.0f} and {intra:.0f}")
+assert torch.isclose(total, plain_loss) and cross == 0 and intra == 0
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -311,6 +363,80 @@ saved_paths = [save_metrics(DATASET, "sasrec", result.record(**extra)),
 print("saved:", ", ".join(str(path.relative_to(ds.artefact_dir.parent)) for path in saved_paths))
 
 # %% [markdown]
+# ## 8. Three SASRec figures for one dataset
+# The project shows three SASRec test NDCG@20 figures for ML-100K: this notebook's, and two in
+# `results/ml-100k.csv` that notebook 07 reads, `sasrec` (this project's default preset) and
+# `ref_sasrec` (the authors' protocol: the `reference` preset of `experiments.PRESETS`). The table
+# puts them side by side with the settings that can differ: the training prefixes, the epoch cap,
+# the patience of early stopping, the window, the model's width, whether the user's history is
+# removed from the candidates at test or ranked with them, and the early-stopping rule (`strict`:
+# stop after `patience` epochs without a strictly better validation MRR@10; `recbole`: the authors'
+# RecBole rule, the metric rounded to 4 decimals and a tie counted as better). The grid rows give
+# the mean over their seeds. A fourth row scores this notebook's model once more, history ranked.
+
+# %%
+from dataclasses import replace
+from sracl_lite import evaluation, paths
+settings = lambda c, n: {"prefixes": f"{min(c.max_train_prefixes or n, n):,} of {n:,}", "epochs": c.epochs,
+                         "patience": c.patience, "max_len": c.max_len, "hidden": c.model.hidden,
+                         "history at test": "removed" if c.exclude_history else "ranked",
+                         "early stopping": c.early_stop}       # n: all training prefixes
+n_prefixes = len(prefixes.targets)
+all_items, all_items_ranks = trainer.evaluate("test", exclude_history=False)   # this model, history ranked
+sasrec_map = {"04": {"from": "notebook 04, this run", **settings(config, n_prefixes), "seeds": f"1 ({SEED})",
+                     "test NDCG@20": result.test["NDCG@20"]}}
+grid_path = paths.RESULTS / f"{DATASET}.csv"
+grid_runs = evaluation.load_results(grid_path) if grid_path.exists() else pd.DataFrame(columns=["variant"])
+
+# %%
+for variant in ("sasrec", "ref_sasrec"):
+    runs = grid_runs[(grid_runs["variant"] == variant) & (grid_runs["max_len"] == config.max_len)]
+    budget = runs[["profile", "epochs", "patience", "max_train_prefixes", "data_hash"]].drop_duplicates()
+    if budget.empty:
+        continue
+    assert len(budget) == 1 and budget["data_hash"].iloc[0] == ds.content_hash()[:12], f"{variant}: mixed runs"
+    spec, b = experiments.VARIANTS[variant]["config"], budget.iloc[0]
+    run = replace(experiments.profile_config("paper", step="eager", **spec), epochs=int(b["epochs"]),
+                  patience=int(b["patience"]), max_train_prefixes=int(b["max_train_prefixes"]) or None)
+    for column in ("exclude_history", "early_stop"):     # recorded in the rows made since the reference preset
+        recorded = runs[column].dropna().astype(str) if column in runs else pd.Series(dtype=str)
+        assert (recorded == str(getattr(run, column))).all(), f"{variant}: recorded {column} is not its definition's"
+    sasrec_map[variant] = {"from": f"results/{grid_path.name}, {variant}, {b['profile']} profile",
+                           **settings(run, n_prefixes), "seeds": f"{len(runs)} ({runs['seed'].min()}-"
+                           f"{runs['seed'].max()})", "test NDCG@20": runs["test_NDCG@20"].mean()}
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+sasrec_map["04, history ranked"] = {"from": "notebook 04, this run, history ranked",
+                                    **settings(replace(config, exclude_history=False), n_prefixes),
+                                    "seeds": f"1 ({SEED})", "test NDCG@20": all_items["NDCG@20"]}
+sasrec_table = pd.DataFrame(sasrec_map).T
+sasrec_table["test NDCG@20"] = sasrec_table["test NDCG@20"].map("{:.4f}".format)
+print(sasrec_table.set_index("from").to_string())
+
+# %% [markdown]
+# Which settings differ, pair by pair:
+
+# %%
+setting_names = [c for c in sasrec_table.columns if c not in ("from", "seeds", "test NDCG@20")]
+for a, b in (("04", "sasrec"), ("sasrec", "ref_sasrec"), ("04", "04, history ranked")):
+    if a in sasrec_table.index and b in sasrec_table.index:
+        differ = [c for c in setting_names if sasrec_table.loc[a, c] != sasrec_table.loc[b, c]]
+        print(f"{sasrec_table.loc[a, 'from']} -> {sasrec_table.loc[b, 'from']}: {', '.join(differ) or 'none'}"
+              + (", and the seeds" if sasrec_table.loc[a, "seeds"] != sasrec_table.loc[b, "seeds"] else ""))
+
+# %% [markdown]
+# This run and the grid's `sasrec` share the model, the protocol and the early-stopping rule and
+# differ in budget: the CPU profile's sixth of the prefixes for 4 epochs (the curve of section 3
+# still rising) against every prefix until early stopping. The grid's `sasrec` and `ref_sasrec`
+# share budget and model and differ in protocol: `ref_sasrec` ranks the movies a user has already
+# rated among the candidates, as the authors' code does, and stops by RecBole's rule. Ranking the
+# history can only push a target down (more candidates can only raise its rank); the last row
+# shows what that alone does to this notebook's model. So each figure is compared only with
+# figures of its own settings: notebooks 05-06 with this notebook's, notebook 07's Part II with
+# `sasrec`, its Part I with `ref_sasrec`.
+
+# %% [markdown]
 # ## Checks
 
 # %%
@@ -326,6 +452,8 @@ ranks_in_range = (result.test_ranks >= 0) & (result.test_ranks < ds.n_items)
 assert ranks_in_range.all() and len(result.test_ranks) == ds.n_users
 saved = load_metrics(DATASET)
 assert saved["sasrec"]["test"] == result.test and saved["sasrec"]["profile"] == PROFILE
+# Section 8: with the history ranked too, no user's target ranks better, so no metric rises.
+assert (all_items_ranks >= result.test_ranks).all() and all_items["NDCG@20"] <= result.test["NDCG@20"]
 
 # %% [markdown]
 # Two numbers recomputed independently of the library: the parameter count, from the

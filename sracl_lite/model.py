@@ -105,7 +105,7 @@ class SequenceEncoder(nn.Module):
         extended by PADDING_ROWS rows of zeros that the padding positions are spread over. Why:
         the compiled backward adds each position's gradient into its row with GPU atomic adds,
         and on short sequences most positions are padding; their tens of thousands of adds into
-        row 0, one after another, took a tenth of an SRA-CL step on Beauty (Speed section)."""
+        row 0, one after another, took a tenth of an SRA-CL step on Beauty (benchmarks/README.md)."""
         table = self.item_emb.weight
         table = torch.cat([table, table.new_zeros(PADDING_ROWS, table.shape[1])])
         B, L = inputs.shape
