@@ -386,7 +386,8 @@ all_items, all_items_ranks = trainer.evaluate("test", exclude_history=False)   #
 sasrec_map = {"04": {"from": "notebook 04, this run", **settings(config, n_prefixes), "seeds": f"1 ({SEED})",
                      "test NDCG@20": result.test["NDCG@20"]}}
 grid_path = paths.RESULTS / f"{DATASET}.csv"
-grid_runs = evaluation.load_results(grid_path) if grid_path.exists() else pd.DataFrame(columns=["variant"])
+grid_columns = ["variant", "max_len", "seed", "profile", "epochs", "patience", "max_train_prefixes", "data_hash"]
+grid_runs = evaluation.load_results(grid_path) if grid_path.exists() else pd.DataFrame(columns=grid_columns)
 
 # %%
 for variant in ("sasrec", "ref_sasrec"):
