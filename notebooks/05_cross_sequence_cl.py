@@ -192,8 +192,9 @@ print(f"{same_user:.1%} of the neighbours are the anchor user's own prefixes; {i
       f"the time, some neighbour does for {holds_next.any(1).mean():.1%} of the anchors")
 
 # %% [markdown]
-# A prefix's nearest prefixes are mostly its own user's one item shorter or longer: their windows
-# differ by one item in twenty. The longer ones contain the anchor's next item, so the positive is
+# A prefix's nearest prefixes are mostly its own user's slightly shorter or longer prefixes, whose
+# windows share all but a few items (cosines near 1 above). The longer ones contain the anchor's
+# next item, so the positive is
 # largely the anchor's own future: a supervised, DuoRec-like signal. The pool holds training
 # prefixes only, so that future is training data; the authors' pool also holds the prefix that ends
 # with each user's validation item, which leaks it into the positives (this project leaves it out).
@@ -280,8 +281,8 @@ print(f"by hand and by SampleSynthesizer: the same {tuple(positive.shape)} posit
 # %% [markdown]
 # ### The start: Xavier (authors), near uniform (variant)
 # The authors start $W$ and $a$ Xavier-uniform with gain 1.414 (`synth_init="xavier"`), as GAT
-# does, and apply them to the raw embeddings: with their SimCSE vectors (norms of about 15-20) the
-# weights could start far from uniform. The variant starts $W$ at PyTorch's default and
+# does, and apply them to the raw embeddings, so the logits grow with the embeddings' norms (their
+# SimCSE vectors have norms of about 15-20). The variant starts $W$ at PyTorch's default and
 # $a \sim N(0, 0.02)$ (`synth_init="small"`), so its weights start near uniform at any scale. How
 # far from uniform each starts here, as the median normalised entropy over anchors (1 = uniform):
 
@@ -355,8 +356,8 @@ print(inspect.getsource(losses.nt_xent))
 #
 # Why: reusing the next-item pass saves the second pass, B rows of every step. With a per-user
 # pool, two prefixes of the same user in one batch share their candidates, so each sees the other's
-# positive as a (false) negative; with about 200 distinct users in a batch of 256 prefixes this is a
-# small effect. On the same batch, the first B rows of `reps` being the next-item pass:
+# positive as a (false) negative; section 5 counts the distinct users of a batch. On the same
+# batch, the first B rows of `reps` being the next-item pass:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -393,6 +394,7 @@ print(f"authors' form: encoder input {tuple(seqs.shape)} = {B} anchors + {B} sec
 print(f"this project's variant: encoder input {tuple(variant_seqs.shape)} = {B} anchors + {len(variant_seqs) - B} "
       "candidate sequences" + (f" (the distinct ones of {B * K} slots)" if variant.unique_candidates else ""))
 print(f"each trains on {ref_trainer.n_train:,} prefixes, {reference.epochs} epochs, device {ref_trainer.device.type}")
+print(f"the batch's {B} anchors belong to {len(np.unique(anchors[0][batch.cpu().numpy()]))} distinct users")
 
 # %% [markdown]
 # ## 6. Training: SASRec, the authors' form and the variant at one budget
