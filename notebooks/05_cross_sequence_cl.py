@@ -42,7 +42,7 @@
 # - three runs at one budget (SASRec, the authors' form, the variant), why the cross-sequence loss
 #   starts so high, and what the synthesizer learned, shown on a few users as titles and weights.
 #
-# **Runtime**: about 4 min on a 2-core CPU with the CPU profile (its three runs train on 4,096
+# **Runtime**: about 1.5 min on a 2-core CPU with the CPU profile (its three runs train on 4,096
 # seeded training prefixes for 3 epochs); the paper profile is a GPU job. It reads the semantic
 # tables of notebook 03 and the popularity baseline of notebook 04; opened alone, it runs those two
 # first (about 3 min more on a CPU).

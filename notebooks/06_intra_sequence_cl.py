@@ -33,9 +33,9 @@
 #   checked against the trainer's single encoder call;
 # - how SASRec, + cross-sequence CL and SRA-CL compare at one budget, in both forms.
 #
-# **Runtime**: about 3 min on a 2-core CPU with the CPU profile (notebook 05's budget: 4,096
+# **Runtime**: about 1.5 min on a 2-core CPU with the CPU profile (notebook 05's budget: 4,096
 # seeded training prefixes, 3 epochs); the paper profile is a GPU job. It reads the files of
-# notebooks 03-05; opened alone, it runs them first (about 7 min more on a CPU).
+# notebooks 03-05; opened alone, it runs them first (about 4 min more on a CPU).
 
 # %%
 # Colab set-up: on Colab, fetch the project, install what the runtime lacks, import from the clone.
