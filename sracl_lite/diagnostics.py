@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .losses import info_nce
+from .losses import info_nce, nt_xent
 
 
 def mean_grad_norm(loss, rows) -> float:
@@ -17,31 +17,37 @@ def first_step_losses(trainer, batch, alpha: float, seed: int) -> pd.DataFrame:
     """The cross-sequence loss of one step of `trainer`'s model (untrained: where training starts),
     with the synthesizer's weight dropout on (as trained) and off, one row each.
 
-    Columns: L_cross; log B, the L_cross of uninformative (equal) logits; the mean norm of the
-    anchors; the mean and std of the positives' norms; and the gradient that alpha * L_cross puts on
-    the anchors relative to L_rec's. Both rows draw the same encoder dropout (torch seeded with
-    `seed`). For the default preset, whose step encodes anchors and candidates only.
+    Either form of the loss: the reference's NT-Xent of a second anchor pass against the positives
+    (cross_loss="nt_xent", 2B rows) or the default's InfoNCE of the next-item pass (B x B). Columns:
+    L_cross; the L_cross of uninformative (equal) logits, log(2B - 1) or log B; the mean norm of the
+    contrasted anchors; the mean and std of the positives' norms; and the gradient that
+    alpha * L_cross puts on the contrasted anchors relative to the one L_rec puts on the next-item
+    pass's. Both rows draw the same encoder dropout (torch seeded with `seed`).
     """
-    if trainer.config.second_anchor_pass or trainer.config.uses_intra or trainer.config.alpha <= 0:
-        raise ValueError("first_step_losses reads a step of anchors and candidates only: use alpha > 0, "
-                         "beta = 0 and cross_loss='info_nce'")
+    config = trainer.config
+    if config.uses_intra or config.alpha <= 0:
+        raise ValueError("first_step_losses reads a step of anchors and candidates only: use alpha > 0 and beta = 0")
     trainer.model.train()
     seqs, targets, anchor_sem, cand_sem, cand_index = trainer.batch(batch)
-    B = len(batch)
+    B, second, cosine = len(batch), config.second_anchor_pass, config.similarity == "cosine"
+    first = 2 * B if second else B                                               # the first candidate row
     rows = {}
     for label, dropout_on in (("weights with dropout (as trained)", True), ("weights without dropout", False)):
         trainer.synthesizer.train(dropout_on)
         torch.manual_seed(seed)
-        reps = trainer.model.encode(seqs)                                        # (B + C, D)
-        anchor, cand_reps = reps[:B], trainer.candidate_reps(reps[B:], cand_index)  # (B, D), (B, k, D)
+        reps = trainer.model.encode(seqs)                                        # (B [+ B] + C, D)
+        anchor, contrasted = reps[:B], reps[B:2 * B] if second else reps[:B]     # (B, D) each
+        cand_reps = trainer.candidate_reps(reps[first:], cand_index)             # (B, k, D)
         positive = trainer.synthesizer(anchor_sem, cand_sem, cand_reps)          # (B, D)
         rec = F.cross_entropy(trainer.model.item_scores(anchor)[:, 1:], targets - 1)
-        cross = info_nce(anchor, positive)
-        rows[label] = {"L_cross": cross.item(), "log B": np.log(B), "anchor norm": anchor.norm(dim=1).mean().item(),
+        loss = nt_xent if second else info_nce
+        cross = loss(contrasted, positive, config.temperature, cosine)
+        rows[label] = {"L_cross": cross.item(), "L_cross of equal logits": np.log(2 * B - 1 if second else B),
+                       "anchor norm": contrasted.norm(dim=1).mean().item(),
                        "positive norm, mean": positive.norm(dim=1).mean().item(),
                        "positive norm, std": positive.norm(dim=1).std().item(),
                        "gradient on anchors, alpha*L_cross / L_rec":
-                           mean_grad_norm(alpha * cross, anchor) / mean_grad_norm(rec, anchor)}
+                           mean_grad_norm(alpha * cross, contrasted) / mean_grad_norm(rec, anchor)}
     return pd.DataFrame(rows).T
 
 

@@ -1,7 +1,8 @@
 """Contrastive losses and sequence augmentations (notebooks 05 and 06).
 
 - `info_nce`: anchor vs positive, the other rows' positives as negatives (cross-sequence CL).
-- `nt_xent`: two views of each sequence, 2N - 2 negatives (intra-sequence CL).
+- `nt_xent`: two views of each sequence, 2N - 2 negatives (intra-sequence CL, and the reference's
+  cross-sequence loss: a second anchor pass and its positive).
 - `SampleSynthesizer`: attention over the k retrieved sequences' frozen semantic embeddings;
   the weighted sum of their backbone representations is the cross-sequence positive.
 - `semantic_substitute`: the intra-sequence view of SRA-CL (items swapped for semantic
@@ -45,7 +46,7 @@ def info_nce(anchor, positive, temperature: float = 1.0, cosine: bool = False):
 
 
 def nt_xent(view1, view2, temperature: float = 1.0, cosine: bool = False):
-    """NT-Xent over 2N views: (N, D), (N, D) -> scalar (notebook 06).
+    """NT-Xent over 2N rows: (N, D), (N, D) -> scalar (notebooks 05 and 06).
 
     Each view's positive is the other view of the same sequence; the remaining 2N - 2 views in
     the batch are its negatives (self-similarity excluded), averaged over all 2N views.

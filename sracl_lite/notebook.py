@@ -24,11 +24,12 @@ READ = {}         # every parameter this notebook read: name -> its SRACL_<NAME>
 # against the notebooks), and the variables read elsewhere: where the data live, what Colab
 # clones, the commit the results grid records. Any other SRACL_* variable is a typo.
 NOTEBOOK_PARAMETERS = {
-    "alpha", "batch_size", "beauty", "beta", "dataset", "device", "dtype", "encoder", "generate_all",
+    "alpha", "batch_size", "beauty", "beta", "cpu_epochs", "cpu_prefixes", "dataset", "device", "dtype", "encoder",
+    "generate_all",
     "interactions", "items", "k", "length_edges", "level", "max_len", "metric", "min_item_interactions",
     "min_user_interactions", "model",
-    "n_live", "n_probes", "prefix_users", "profile", "profile_dir", "reference_epochs",
-    "reference_prefixes", "regimes", "results_dir",
+    "n_live", "n_probes", "prefix_users", "profile", "profile_dir",
+    "regimes", "results_dir",
     "seed",
     "semantic_tables", "sub_prob"}
 OTHER_VARIABLES = {"data_dir", "repo_url", "colab_dir", "git_commit"}

@@ -273,8 +273,8 @@ def prefix_tables(item_emb, pool: PrefixSet, pool_emb, k: int = 10, exclude: str
 
 def reference_tables(item_emb, train_sequences, k: int = 10, exclude: str = "rank0", window: int = 20,
                      description: str = "", device: str = "cpu", anchors=None) -> SemanticTables:
-    """Per-prefix tables from item embeddings, as the reference builds them from text (results grid,
-    scripts/build_tables.py): one entry per training prefix, embedded as the mean of its last `window`
+    """Per-prefix tables from item embeddings, as the reference builds them from text (notebook 05, the
+    results grid, scripts/build_tables.py): one entry per training prefix, embedded as the mean of its last `window`
     items' embeddings at their raw scale, neighbours by `prefix_tables` with `exclude` (and `anchors`)."""
     pool = prefix_pool(train_sequences, whole=False)
     pool_emb = mean_item_embedding(item_emb, train_sequences, pool, window=window, unit=False)

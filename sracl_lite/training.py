@@ -71,7 +71,7 @@ class TrainResult:
 
 
 class Trainer:
-    """Holds the data on the device, the model, the optional synthesizer and the optimizer (notebook 05).
+    """Holds the data on the device, the model, the optional synthesizer and the optimizer (notebook 04).
 
     `fit()` trains with early stopping and returns a TrainResult; `train_epoch()` and
     `evaluate(split)` are the pieces (the speed benchmark times `train_epoch`).
