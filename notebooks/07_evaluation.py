@@ -703,9 +703,10 @@ plt.show()
 # %% [markdown]
 # ## 14. The CPU-profile numbers of notebooks 04-06
 # Notebooks 04-06 train single runs (seed 2024) and save them with `save_metrics`; with their
-# default **reduced CPU profile** (`experiments.PROFILES["cpu"]`: a seeded sixth of the training
-# prefixes, 4 epochs) they are far from converged. They are shown side by side for orientation
-# only: compare them with each other, and with grid rows only where the profile column matches.
+# default **reduced CPU profile** they are far from converged: notebook 04 trains 16,384 seeded
+# training prefixes for 4 epochs (`experiments.PROFILES["cpu"]`), notebooks 05-06 4,096 prefixes for
+# 3 epochs. They are shown side by side for orientation only: compare rows of one notebook with each
+# other, and with grid rows only where the profile column matches.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -718,7 +719,8 @@ cpu_table = pd.DataFrame({name: {m: v["test"].get(m, np.nan) for m in E.REPORTED
                           for name, v in saved.items()}).T.round(4)
 cpu_table.insert(0, "profile", [str(v.get("profile", "none (not trained)")) for v in saved.values()])
 cpu_table.insert(1, "seeds", 1)
-NOTEBOOK_OF = {"popularity": "04", "sasrec": "04", "sasrec+cross": "05", "sracl": "06"}   # what saves which
+NOTEBOOK_OF = {"popularity": "04", "sasrec": "04", "ref_sasrec": "05", "ref_sasrec+cross": "05",
+               "sasrec+cross": "05", "ref_sracl": "06", "sracl": "06"}   # what saves which
 cpu_table.insert(0, "from", [f"notebook {NOTEBOOK_OF.get(name, '04-06')}" for name in cpu_table.index])
 cpu_table = cpu_table.sort_values("from", kind="stable")
 

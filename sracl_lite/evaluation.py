@@ -4,6 +4,7 @@
   and how its TrainConfig differs from the defaults (training budgets: experiments.PROFILES).
 - Results files: one CSV row per run (`merge_results` replaces re-run rows, keeps the rest) and an
   .npz of per-user test ranks keyed by `rank_key(variant, seed, max_len)`.
+- `converged_rows`: the grid's mean over seeds of named variants, beside a notebook's CPU runs.
 - `summary_table`: mean and std over seeds of each metric, with the change relative to a baseline.
 - `paired_test`: two variants compared user by user (Wilcoxon signed-rank and paired t-test on a
   per-user metric averaged over seeds, plus a bootstrap interval of the mean difference).
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .experiments import VARIANTS
+from .experiments import VARIANTS, profile_config
 from .metrics import per_user_metrics
 
 REPORTED_METRICS = ["HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"]
@@ -60,6 +61,23 @@ def load_ranks(path) -> dict:
         return {}
     with np.load(path) as f:
         return {key: f[key] for key in f.files}
+
+
+def converged_rows(path, variants: dict, max_len: int, metrics=("HR@10", "NDCG@10", "HR@20", "NDCG@20")):
+    """Mean test metrics over seeds of the grid runs of {label: variant} in the results CSV `path`
+    (rows of `max_len`; labels without runs are left out), to put beside a notebook's CPU-profile runs.
+    Each row names its protocol: the candidates the test ranks, as the variant's preset defines them."""
+    runs = load_results(path) if Path(path).exists() else pd.DataFrame(columns=["variant", "max_len"])
+    rows = {}
+    for label, variant in variants.items():
+        mine = runs[(runs["variant"] == variant) & (runs["max_len"] == max_len)]
+        if mine.empty:
+            continue
+        excluded = profile_config("paper", step="eager", **VARIANTS[variant]["config"]).exclude_history
+        rows[label] = {"grid variant": variant, "seeds": len(mine), "profile": mine["profile"].iloc[0],
+                       "test ranks": "history excluded" if excluded else "all items",
+                       **{m: round(mine[f"test_{m}"].mean(), 4) for m in metrics}}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def summary_table(results: pd.DataFrame, split: str = "test", metrics=REPORTED_METRICS, by=("variant",),

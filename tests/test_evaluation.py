@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from sracl_lite.experiments import PRESETS, VARIANTS
-from sracl_lite.evaluation import (length_groups, mean_std_text,
+from sracl_lite.evaluation import (converged_rows, length_groups, mean_std_text,
                                    merge_results, metrics_by_group, paired_test, per_user_metric, rank_key,
                                    summary_table, variant_order)
 from sracl_lite.metrics import metric_names
@@ -140,3 +140,16 @@ def test_registry_and_keys():
         semantic = config.get("alpha", 0) > 0 or (config.get("beta", 0) > 0 and
                                                   config.get("intra_aug", "semantic") == "semantic")
         assert semantic == bool(spec["tables"]), f"{name}: needs tables exactly when a semantic loss is on"
+
+
+def test_converged_rows_mean_over_seeds_of_one_window_with_its_protocol(tmp_path):
+    rows = [("ref_sasrec", 20, 1, 0.08), ("ref_sasrec", 20, 2, 0.10), ("ref_sasrec", 50, 1, 0.5),
+            ("sasrec", 20, 1, 0.14)]
+    frame = pd.DataFrame(rows, columns=["variant", "max_len", "seed", "test_NDCG@20"]).assign(profile="paper")
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    table = converged_rows(tmp_path / "r.csv", {"a": "ref_sasrec", "b": "sasrec", "c": "ref_llm"}, 20,
+                           metrics=("NDCG@20",))
+    assert list(table.index) == ["a", "b"]                     # no runs of ref_llm: left out
+    assert table.loc["a", "seeds"] == 2 and table.loc["a", "NDCG@20"] == pytest.approx(0.09)
+    assert table.loc["a", "test ranks"] == "all items" and table.loc["b", "test ranks"] == "history excluded"
+    assert converged_rows(tmp_path / "missing.csv", {"a": "sasrec"}, 20).empty
