@@ -29,7 +29,7 @@
 # - how often a 135M-parameter model's answers are on topic, and how often they are invented;
 # - the alternatives: a bigger model on a GPU, an OpenAI-compatible API, or no LLM at all.
 #
-# **Runtime**: about 2 min on a 2-core CPU (loading SmolLM2-135M and generating a handful of
+# **Runtime**: about 1 min on a 2-core CPU (loading SmolLM2-135M and generating a handful of
 # answers; the full set of answers is read from the committed cache in `data/profiles/`).
 # Generating all answers yourself (`GENERATE_ALL`) takes 2-4 h on 2 busy CPU cores with
 # SmolLM2-135M and a few minutes on a GPU. Run notebook 01 first.
@@ -101,7 +101,7 @@ user_prompts = prompts.user_prompts(ds)  # key (user row, training length): one 
 print(f"{len(item_prompts)} item prompts, {len(user_prompts)} user prompts\n")
 print(item_prompts[1], "\n" + "-" * 100)
 first_user = next(iter(user_prompts))
-print(user_prompts[first_user][:700], "\n...\n" + user_prompts[first_user][-220:])
+print(user_prompts[first_user][:700], "\n...\n" + "\n".join(user_prompts[first_user].splitlines()[-4:]))
 
 # %% [markdown]
 # A leak check on every user: none of the user's own validation or test titles appears among the
@@ -312,16 +312,15 @@ words = {name: int(np.median([len(a.split()) for a in answers.values()]))
 print("median words per answer:", words)
 
 # %% [markdown]
-# How long are the answers? A pile at the right edge is answers cut at the 64-token limit (the
-# medians above: about 50 words), while the prompts ask for up to 130 words about an item (80 of
-# summary, 50 on its audience) and 100 about a user.
+# How long are the answers? Most stop near the median above, about 50 words: that is where the
+# 64-token limit falls (the "cut off" rate of the table above), while the prompts ask for up to
+# 130 words about an item (80 of summary, 50 on its audience) and 100 about a user.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
 for ax, (name, answers) in zip(axes, (("item summaries", item_answers), ("user profiles", user_answers))):
     ax.hist([len(a.split()) for a in answers.values()], bins=30)
-    ax.set_xlabel(f"words per answer ({name})")
-axes[0].set_ylabel("answers")
+    ax.set(xlabel="words per answer", ylabel="answers", title=name)
 plt.tight_layout()
 plt.show()
 

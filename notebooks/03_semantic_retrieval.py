@@ -292,11 +292,12 @@ if "LLM text" in table.index:
         print("So the LLM text improves on the plain attribute/title text here.")
 
 # %% [markdown]
-# Why can the mean of item embeddings do well without any LLM call? A list of 50 titles cut at
-# 256 tokens is a poor sentence, while an average over item vectors keeps every item: it is close to
-# a bag of items, i.e. partly collaborative. LLM profiles are meant to beat both by describing
-# *preferences*; whether a 135M-parameter model manages that is what the "LLM text" row shows,
-# and notebooks 05-07 check with training.
+# Why can the mean of item embeddings do well without an LLM profile of the user? Its item vectors
+# are the embeddings of the LLM item summaries (`mean_source`), but the user's side needs no LLM
+# call. A list of 50 titles cut at 256 tokens is a poor sentence, while an average over item vectors
+# keeps every item: it is close to a bag of items, i.e. partly collaborative. LLM profiles are meant
+# to beat both by describing *preferences*; whether a 135M-parameter model manages that is what the
+# "LLM text" row shows, and notebooks 05-07 check with training.
 #
 # Two cautions on this ranking. Part of the mean-of-items neighbours' +191% may be length: this
 # section does not print neighbour lengths, but in section 7's per-prefix demo they are about
@@ -311,7 +312,8 @@ if "LLM text" in table.index:
 # among all of them, excluding only the anchor itself. Then the nearest entries of a prefix (u, t)
 # are u's own other prefixes, and the longer ones contain the anchor's training target (in the
 # reference code the longest also holds the validation item). We show this on the prefixes of
-# PREFIX_USERS users, embedded as the mean of their items (no LLM).
+# PREFIX_USERS users, each embedded as the mean of its items' vectors (the embeddings of their LLM
+# summaries, as in section 6: no LLM call per prefix).
 
 # %%
 rng = np.random.default_rng(SEED)
@@ -353,10 +355,22 @@ print(prefix_quality.drop(columns="neighbours").round(3).to_string(index=False))
 # "holds next item" rate jumps: not because retrieval is good, but because a longer prefix of the
 # same user contains the target by construction. During training such "positives" teach the model
 # its own answers. With the user excluded the rate is an honest one. Note also that random
-# neighbours look strong on "some neighbour holds next item": a per-prefix pool is dominated by the
-# long prefixes of heavy users (see the mean neighbour length), and a long sequence holds many items.
-#
-# Notebook 05 (section 9) finds 96.6% of the authors' own per-prefix neighbours from the anchor's
+# neighbours score best on "some neighbour holds next item" although they are the shortest (mean
+# neighbour length 99 items against 193 for mean of items). The count below shows why: a probe's
+# ten random neighbours come from about ten users and together hold over twice as many distinct
+# items as its ten mean-of-items neighbours, which come from one or two users (several prefixes of
+# one heavy user, holding nearly the same items). Ten near-copies give one chance, not ten.
+
+# %%
+for name, nbrs in prefix_neighbors.items():
+    users_per_probe = np.mean([len(set(prefix_pool.users[row])) for row in nbrs])
+    held = lambda row: set().union(*(ds.train_sequences[prefix_pool.users[e]][:prefix_pool.lengths[e]] for e in row))
+    items_per_probe = np.mean([len(held(row)) for row in nbrs])
+    print(f"{name:42s} distinct users among the {K} neighbours {users_per_probe:4.1f}, "
+          f"distinct items they hold {items_per_probe:6.1f}")
+
+# %% [markdown]
+# Notebook 05 (section 2) finds 96.6% of the authors' own per-prefix neighbours from the anchor's
 # user: there the pool is all 96,458 training prefixes of 943 users, each embedded from its last 20
 # items, and the count is over ranks 1..k of a top-(k+1) for 4,096 anchors; the 98% above counts the
 # top-10 of 2,000 probes in a pool of 15,547 prefixes of 150 users, each embedded from all its items.

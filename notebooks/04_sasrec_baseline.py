@@ -36,8 +36,8 @@
 # - why ML-100K has three SASRec NDCG@20 figures (this notebook's, and two in `results/`), side by side.
 #
 # **Runtime**: about 1 min on a 2-core CPU with the CPU profile; the paper profile (all 96k
-# prefixes, up to 100 epochs, early stopping) takes 15 to 60 min on 2 CPU cores and a minute or
-# two on a GPU.
+# prefixes, up to 100 epochs, early stopping) costs six times the CPU profile's epoch time (printed
+# in section 3) per epoch on a CPU, and a minute or two in all on a GPU.
 # Opened alone, it builds notebook 01's dataset artefact on the way.
 
 # %%
@@ -70,12 +70,13 @@ SEED = param("seed", 2024)            # reference seed: initial weights, batch o
 # windowed to the last `max_len` = 20 and left-padded with 0, each labelled with the item that
 # came next. Each prefix is one training sample.
 #
-# The reference settings train on all prefixes for up to 100 epochs. On ML-100K one epoch of
-# plain SASRec costs about 35 s on one CPU core, and notebooks 05 and 06 add up to 5 times as many
-# sequences per step, so the default here is a **CPU profile**: the same model, losses and
-# hyper-parameters, trained on a fixed, seeded sixth of the prefixes for 4 epochs (256 steps).
-# Notebooks 04, 05 and 06 use the same profile, so their numbers compare at equal budget; they
-# are *not* converged numbers. `SRACL_PROFILE=paper` runs the reference settings.
+# The reference settings train on all prefixes for up to 100 epochs, too long for a CPU, so the
+# default here is a **CPU profile**: the same model, losses and hyper-parameters, trained on a
+# fixed, seeded sixth of the prefixes for 4 epochs (256 steps). Its numbers are *not* converged
+# numbers (section 8 puts them beside converged ones). Notebooks 05 and 06 train on a smaller
+# budget still (4,096 prefixes for 3 epochs), since a step of the authors' SRA-CL encodes 12-14
+# sequences a sample where SASRec's encodes one: their runs compare with each other, not with
+# this one. `SRACL_PROFILE=paper` runs the reference settings.
 
 # %%
 import inspect
@@ -434,7 +435,7 @@ for a, b in (("04", "sasrec"), ("sasrec", "ref_sasrec"), ("04", "04, history ran
 # rated among the candidates, as the authors' code does, and stops by RecBole's rule. Ranking the
 # history can only push a target down (more candidates can only raise its rank); the last row
 # shows what that alone does to this notebook's model. So each figure is compared only with
-# figures of its own settings: notebooks 05-06 with this notebook's, notebook 07's Part II with
+# figures of its own settings: notebooks 05-06's runs with each other, notebook 07's Part II with
 # `sasrec`, its Part I with `ref_sasrec`.
 
 # %% [markdown]

@@ -357,7 +357,9 @@ print(inspect.getsource(losses.nt_xent))
 # Why: reusing the next-item pass saves the second pass, B rows of every step. With a per-user
 # pool, two prefixes of the same user in one batch share their candidates, so each sees the other's
 # positive as a (false) negative; section 5 counts the distinct users of a batch. On the same
-# batch, the first B rows of `reps` being the next-item pass:
+# batch, the first B rows of `reps` being the next-item pass, and with the authors' positives
+# above, so that only the loss differs (the variant's own positives, from its per-user pool, enter
+# section 7's table):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -430,7 +432,7 @@ for name, run in (("this project's variant", variant_result), ("SASRec", sasrec_
     print(run.history_frame()[["loss", "rec", "cross", "MRR@10", "NDCG@10", "HR@10"]].round(4).to_string())
 
 # %% [markdown]
-# Left: the losses (solid: total; SASRec has only the next-item loss). Right: validation NDCG@10
+# Left: each run's total training loss (SASRec's is the next-item loss alone). Right: validation NDCG@10
 # per epoch, each under its run's own protocol: all items ranked for SASRec and the authors' form,
 # the user's history excluded for the variant.
 
@@ -477,7 +479,8 @@ if "popularity" in saved:
 grid = {"SASRec (authors' protocol)": "ref_sasrec", "SASRec (this project's protocol)": "sasrec",
         "+ cross, variant": "no_intra"}
 converged = evaluation.converged_rows(paths.RESULTS / f"{DATASET}.csv", grid, max_len=reference.max_len)
-print(converged.to_string(float_format="{:.4f}".format) if len(converged) else f"no grid runs of these variants for {DATASET}")
+print(converged.to_string(float_format="{:.4f}".format) if len(converged)
+      else f"no grid runs of these variants for {DATASET}")
 
 # %% [markdown]
 # The budget is what mainly separates these rows from the ones above: every prefix to convergence
@@ -510,14 +513,14 @@ diagnosis = pd.concat({name: diagnostics.first_step_losses(trainer, batch, alpha
 print(diagnosis.round(2).to_string())
 
 # %% [markdown]
-# For the variant the weights' dropout is most of the story: without it the positives' norms
-# spread far less and L_cross falls close to log B. For the authors' form it explains less: without
-# it L_cross stays more than twice log(2B - 1). A likely reason, not measured here: its 2B rows also
-# set each second pass against the other anchors' second passes, whose norm exceeds the positives'.
-# In both forms the gradient that alpha * L_cross puts on the anchors is larger than the next-item
-# loss's (last column), even after the factor alpha = 0.1: training first has to bring that loss
-# down, at the expense of next-item learning. This is the authors' design (dropout 0.5 on the
-# weights, dot products, $\tau = 1$), which the variant keeps.
+# For the variant the weights' dropout is most of the story: without it the positives' norms spread
+# far less and L_cross falls to within 1.5 times log B (from over 3 times). For the authors' form it
+# explains less: without it L_cross stays more than twice log(2B - 1). A likely reason, not measured
+# here: its 2B rows also set each second pass against the other anchors' second passes, whose norm
+# exceeds the positives'. In both forms the gradient that alpha * L_cross puts on the anchors is
+# larger than the next-item loss's (last column), even after the factor alpha = 0.1: training first
+# has to bring that loss down, at the expense of next-item learning. This is the authors' design
+# (dropout 0.5 on the weights, dot products, $\tau = 1$), which the variant keeps.
 #
 # How the table is computed: one step, written out with the trainer's parts.
 
@@ -570,8 +573,11 @@ with pd.option_context("display.max_colwidth", 100, "display.width", 200):
 
 # %% [markdown]
 # What the variant's global candidate score $a_2^\top W s_j$ prefers, over all its pool entries. A
-# clearly positive correlation with the sequence length means the synthesizer has learned to trust
-# neighbours with long histories (heavy users) more; near 0, it found nothing length-related to prefer.
+# positive correlation with the sequence length means the synthesizer scores neighbours with long
+# histories (heavy users) higher; near 0, it found nothing length-related to prefer. Read it with
+# the table above: however the scores order the candidates, at this budget the weights they make
+# stay within a few thousandths of uniform (largest weight, median), so the preference barely
+# changes the positives yet.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -233,7 +233,8 @@ logits = (z @ z.T / tau).fill_diagonal_(float("-inf"))            # a view is ne
 partner = torch.cat([torch.arange(B, 2 * B), torch.arange(B)]).to(z.device)   # the other view of its sequence
 by_hand = -torch.log_softmax(logits, dim=1)[torch.arange(2 * B, device=z.device), partner].mean()
 assert torch.allclose(by_hand, losses.nt_xent(view1, view2, tau), rtol=1e-5)
-print(f"L_intra on these views: by hand and by losses.nt_xent alike; equal logits would give {np.log(2 * B - 1):.3f}")
+print(f"L_intra on these views: {by_hand:.3f} by hand and by losses.nt_xent alike; "
+      f"equal logits would give log(2B - 1) = {np.log(2 * B - 1):.3f}")
 
 # %% [markdown]
 # ## 4. The full objective in one encoder call
@@ -352,17 +353,17 @@ print(f"\nper user, test rank: better with SRA-CL (authors' form) for {(sracl_ra
 
 # %% [markdown]
 # How to read it. At this budget (48 steps) every contrastive run trails SASRec under both
-# protocols, and all of them stay below notebook 04's popularity baseline. Adding the
-# intra-sequence branch lowers the authors' form further (SRA-CL below its + cross run on every
-# metric); in the variant it changes little (SRA-CL within 0.005 of its + cross run on every
-# metric, some up, some down), and the variant stays below the authors' form. Per user,
-# SRA-CL in the authors' form ranks the target worse than SASRec for more users than better: the
-# gap is not a few users'. The contrastive losses start large (notebook 05, section 7) and, in so
-# few steps, mostly slow next-item learning, so the ordering at this budget says little about the
-# ordering at convergence. The paper's claim (SRA-CL above SASRec, with the largest gains for short
-# sequences) is tested in notebook 07, from full runs on a GPU over several seeds with paired tests
-# over users. The numbers also depend on the semantic tables: this run used `SEMANTIC_TABLES` = the
-# value printed in section 1.
+# protocols, and all of them stay below notebook 04's popularity baseline. Adding the intra-sequence
+# branch lowers the authors' form further (SRA-CL below its + cross run on every metric); in the
+# variant it moves no metric by more than 0.005, some up, some down, though at numbers this small
+# (0.005 to 0.03) that can be a tenth of a metric or more; the variant stays below the authors'
+# form. Per user, SRA-CL in the authors' form ranks the target worse than SASRec for more users than
+# better: the gap is not a few users'. The contrastive losses start large (notebook 05, section 7)
+# and, in so few steps, mostly slow next-item learning, so the ordering at this budget says little
+# about the ordering at convergence. The paper's claim (SRA-CL above SASRec, with the largest gains
+# for short sequences) is tested in notebook 07, from full runs on a GPU over several seeds, with
+# intervals from a bootstrap over seeds and users. The numbers also depend on the semantic tables:
+# this run used `SEMANTIC_TABLES` = the value printed in section 1.
 
 # %% [markdown]
 # The same variants converged, from `results/ml-100k.csv` (notebook 07 reads it): every training
@@ -374,7 +375,8 @@ print(f"\nper user, test rank: better with SRA-CL (authors' form) for {(sracl_ra
 grid = {"SASRec (authors' protocol)": "ref_sasrec", "SRA-CL, authors' form": "ref_llm",
         "SASRec (this project's protocol)": "sasrec", "+ cross, variant": "no_intra", "SRA-CL, variant": "sracl"}
 converged = evaluation.converged_rows(paths.RESULTS / f"{DATASET}.csv", grid, max_len=reference.max_len)
-print(converged.to_string(float_format="{:.4f}".format) if len(converged) else f"no grid runs of these variants for {DATASET}")
+print(converged.to_string(float_format="{:.4f}".format) if len(converged)
+      else f"no grid runs of these variants for {DATASET}")
 
 # %% [markdown]
 # The budget is what mainly separates these rows from the ones above (notebook 05 says what else

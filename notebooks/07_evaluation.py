@@ -181,7 +181,9 @@ print(inspect.getsource(metrics_module.target_ranks))
 # differ. So every verdict here comes from a **two-stage bootstrap**: each of 10,000 draws picks each
 # variant's seeds with replacement (A's and B's separately: they are separate trainings) and one
 # set of user weights for both (users stay paired), and takes the difference of the means. The rule,
-# one for the whole notebook and fixed before the runs it judges:
+# one for the whole notebook, was fixed before the results of seeds 4-10 were read, but for one
+# change made after them: m below counts the questions *planned* for a regime, where it had counted
+# those already run (the more conservative of the two):
 #
 # - **the primary question** of a regime (the authors' design against SASRec; in Part II SRA-CL
 #   against its backbone) is tested alone: a **gain** or a **loss** when the 95% interval of the mean
@@ -197,9 +199,9 @@ print(inspect.getsource(metrics_module.target_ranks))
 #
 # With only 3 seeds the resampled seeds take few distinct values and understate the run-to-run
 # spread, so the primary question's variants are run with up to 10 seeds (section 2 counts them).
-# The Wilcoxon p stays beside each verdict as a secondary view: where most users score 0 (about two
-# thirds in each ML-100K run) it tests a shift of the users' values, not the mean, and the two can
-# disagree. The test in code:
+# The Wilcoxon p stays beside each verdict as a secondary view: where most users score 0 (two thirds
+# to five sixths of the users in the ML-100K runs) it tests a shift of the users' values, not the
+# mean, and the two can disagree. The test in code:
 
 # %%
 from sracl_lite import inference
@@ -395,8 +397,9 @@ for name, (grid, semantic, cosine) in regimes.items():
 # - **an equal-budget search** (`results/search/`): 12 configurations per method at seed 1, up to 200
 #   epochs: SASRec learning rate x dropout (4 x 3), CL4SRec and DuoRec learning rate x dropout x beta
 #   (2 x 2 x 3), the design learning rate x dropout x alpha = beta (2 x 2 x 3). Each method keeps
-#   the configuration with the best validation MRR@10 at seed 1, which then runs seeds 2-10; the
-#   first four pairs of section 5 are tested again under the rule of section 1;
+#   the configuration with the best validation MRR@10 at seed 1, which then runs seeds 2-10. The
+#   primary question (section 3) is tested again at 95%, and three pairs of section 5 (CL4SRec and
+#   DuoRec against SASRec, the design against DuoRec) as a family of their own, m = 3 (0.05 / 3);
 # - **a longer patience** (`results/patience/`): SASRec and the design, seeds 1-10, patience 20.
 
 # %%
@@ -414,7 +417,7 @@ chosen.rename(columns={"variant": "chosen on validation"}).round(4)
 # %% [markdown]
 # A search is complete when every method has its trials and its chosen configuration has run seeds
 # 2-10 (`seeds` above); a method missing from the table was not searched there. The searched methods
-# against each other, beside the same pair at the reference settings (the decisions of section 5);
+# against each other, beside the same pair at the reference settings (the decisions of sections 3 and 5);
 # a pair whose searched runs are missing says "not run".
 
 # %%
@@ -578,7 +581,10 @@ shown_tests
 
 # %% [markdown]
 # ## 10. The verdict, written from the numbers
-# The sentences below are generated from the tests above, so they change when the CSV changes.
+# The sentences below are generated from the tests above, so they change when the CSV changes. Two
+# limits hold for every one of them: Part II's variants have 3 seeds each (section 1: resampling 3
+# seeds understates the run-to-run spread), and its SRA-CL reads notebook 03's tables, built from
+# the 135M LLM's answers, a stand-in for the paper's LLM text.
 
 # %%
 print(inspect.getsource(report.RunGrid.verdict))
@@ -589,6 +595,7 @@ for a, b, la, lb in [("sracl", "sasrec", "SRA-CL", "SASRec"),
                      ("sracl_template", "sasrec", "SRA-CL without LLM", "SASRec"),
                      ("sracl", "cl4srec", "SRA-CL", "CL4SRec"),
                      ("random_nbrs", "sracl", "SRA-CL with random neighbours", "SRA-CL with semantic neighbours"),
+                     ("no_intra", "sracl", "SRA-CL without intra-sequence CL", "SRA-CL"),
                      ("gru4rec_sracl", "gru4rec", "GRU4Rec + SRA-CL", "GRU4Rec")]:
     print("-", grid.verdict(a, b, la, lb), "\n")
 profiles = sorted(set(runs["profile"]))
@@ -604,7 +611,10 @@ if profiles != ["paper"]:
 # mean of the item embeddings or from co-interactions, alpha = beta = 0.02, or k = 5 neighbours.
 # Every run already stopped early on validation; here the configuration is also **chosen on
 # validation** (mean over seeds of the early-stopping metric), and only the chosen one's test
-# numbers count as a result. The other rows' test numbers are shown, not used to choose.
+# numbers count as a result. The other rows' test numbers are shown, not used to choose. They also
+# show that notebook 03's neighbour quality did not predict training: `sracl_mean`, whose
+# neighbours ranked best there, has the lowest validation and test means of these rows. The
+# chosen-on-validation question is exploratory: it is tested at 95%, outside section 9's family.
 
 # %%
 selection_metric = runs["valid_metric"].iloc[0]
@@ -705,8 +715,8 @@ plt.show()
 # Notebooks 04-06 train single runs (seed 2024) and save them with `save_metrics`; with their
 # default **reduced CPU profile** they are far from converged: notebook 04 trains 16,384 seeded
 # training prefixes for 4 epochs (`experiments.PROFILES["cpu"]`), notebooks 05-06 4,096 prefixes for
-# 3 epochs. They are shown side by side for orientation only: compare rows of one notebook with each
-# other, and with grid rows only where the profile column matches.
+# 3 epochs. They are shown side by side for orientation only: compare rows of one notebook and one
+# "test ranks" protocol with each other, and with grid rows only where profile and protocol match.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -719,6 +729,8 @@ cpu_table = pd.DataFrame({name: {m: v["test"].get(m, np.nan) for m in E.REPORTED
                           for name, v in saved.items()}).T.round(4)
 cpu_table.insert(0, "profile", [str(v.get("profile", "none (not trained)")) for v in saved.values()])
 cpu_table.insert(1, "seeds", 1)
+cpu_table.insert(2, "test ranks", ["history excluded" if v.get("config", {}).get("exclude_history", True) else
+                                   "all items" for v in saved.values()])
 NOTEBOOK_OF = {"popularity": "04", "sasrec": "04", "ref_sasrec": "05", "ref_sasrec+cross": "05",
                "sasrec+cross": "05", "ref_sracl": "06", "sracl": "06"}   # what saves which
 cpu_table.insert(0, "from", [f"notebook {NOTEBOOK_OF.get(name, '04-06')}" for name in cpu_table.index])
@@ -733,6 +745,7 @@ if saved:
     grid_means = summary[E.REPORTED_METRICS].dropna(how="all").round(4)
     grid_means.insert(0, "profile", runs.groupby("variant")["profile"].first().reindex(grid_means.index))
     grid_means.insert(1, "seeds", summary["n_seeds"].reindex(grid_means.index).astype(int))
+    grid_means.insert(2, "test ranks", "history excluded")
     grid_means.insert(0, "from", str(shown_path))
     print(pd.concat({"notebooks 04-06": cpu_table, "grid (mean of seeds)": grid_means}).to_string())
 
@@ -741,14 +754,15 @@ if saved:
 # Our ML-100K numbers have no published counterpart under this exact protocol. The Beauty ID file
 # of the SRA-CL authors' repository (`data/Beauty/Beauty.txt`) does: other papers' public code reports
 # full-ranking SASRec on it at max_len 50 with HR@20 = 0.0894 and NDCG@20 = 0.0386, ranking all
-# items. Our `sasrec` rows (Part II's protocol) remove the user's history from the candidates, which
-# can only raise a target's rank, so they are expected to land at or above those numbers, not within
-# a few percent; if they land far below, the model, the trainer or the metrics are off.
+# items; the figures are quoted from those repositories, whose run settings we could not trace.
+# Our `sasrec` rows (Part II's protocol) remove the user's history from the candidates, which can
+# only raise a target's rank; Part I's `ref_sasrec` rows rank all items, as published. The check is
+# one-sided: a working pipeline should not land far below those numbers.
 
 # %%
 PUBLISHED = {"HR@20": 0.0894, "NDCG@20": 0.0386}      # SASRec, max_len 50, all items ranked
 beauty_path = results_dir / f"{BEAUTY}.csv"
-beauty = E.load_results(beauty_path).query("variant == 'sasrec'") if beauty_path.exists() else None
+beauty = E.load_results(beauty_path).query("variant in ('sasrec', 'ref_sasrec')") if beauty_path.exists() else None
 if beauty is not None:
     beauty_summary = E.summary_table(beauty, metrics=["HR@10", "NDCG@10", "HR@20", "NDCG@20"],
                                      by=("variant", "max_len"))
@@ -765,17 +779,23 @@ else:
 # %% [markdown]
 # The published numbers are for max_len 50, so only our runs with that window are held against
 # them. The check passes when ours reach at least 85% of them (other papers' budgets and seeds
-# differ); above them is what removing the history predicts.
+# differ). Ours land well above, and the protocol is not why: ranking all items as published,
+# `ref_sasrec` (max_len 20) is far above them too (its ratios are printed first). We have not
+# traced the gap; other implementations differ in details (position handling, dropout, early stopping,
+# evaluation code), so compare variants within this project, not across papers.
 
 # %%
 if beauty is not None:
     print(f"published (max_len 50): HR@20 {PUBLISHED['HR@20']}, NDCG@20 {PUBLISHED['NDCG@20']}")
 if beauty is not None and ("sasrec", 50) in beauty_summary.index:
+    if ("ref_sasrec", 20) in beauty_summary.index:
+        print("ref_sasrec at max_len 20, all items ranked: " + ", ".join(
+            f"{m} {beauty_summary.loc[('ref_sasrec', 20), m] / PUBLISHED[m]:.2f} x published" for m in PUBLISHED))
     ours = beauty_summary.loc[("sasrec", 50)]
     ratios = {m: ours[m] / PUBLISHED[m] for m in PUBLISHED}
     reached = all(r >= 0.85 for r in ratios.values())
     print(f"\nAt max_len 50 our SASRec (history removed) reaches HR@20 {ours['HR@20']:.4f} ({ratios['HR@20']:.2f} x "
-          f"published, all items ranked) and NDCG@20 {ours['NDCG@20']:.4f} ({ratios['NDCG@20']:.2f} x published): "
+          f"published) and NDCG@20 {ours['NDCG@20']:.4f} ({ratios['NDCG@20']:.2f} x published): "
           + ("at least 85% of the published numbers, as a working pipeline should." if reached else
              "below 85% of the published numbers; check the budget (profile) before trusting the pipeline."))
 elif beauty is not None:

@@ -100,7 +100,7 @@ def plot_histories(results: dict, metric: str = "NDCG@10"):
         color = f"C{i}"
         left.plot(frame.index, frame["loss"], color=color, label=f"{label}: total")
         for part, style in (("rec", "--"), ("cross", ":"), ("intra", "-.")):
-            if frame[part].abs().sum() > 0 and len(results) == 1:
+            if len(results) == 1 and frame[part].abs().sum() > 0 and not np.allclose(frame[part], frame["loss"]):
                 left.plot(frame.index, frame[part], color=color, linestyle=style, label=f"{label}: {part}")
         if metric in frame:
             evaluated = frame[metric].dropna()
@@ -110,6 +110,6 @@ def plot_histories(results: dict, metric: str = "NDCG@10"):
     right.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (line: best epoch)")
     for ax in (left, right):
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)   # below, not over the lines
     fig.tight_layout()
     return fig

@@ -73,8 +73,9 @@ class SampleSynthesizer(nn.Module):
     uniform: every candidate weighs 1/k (the "w/o synthesizer" ablation; no parameters).
     init: "small" (ours: PyTorch's default W, a ~ N(0, 0.02), so the weights start near uniform)
           or "xavier" (the reference: W and a Xavier-uniform with gain 1.414, GAT's init). The
-          inputs are used as given, never rescaled: with the reference's raw SimCSE embeddings
-          (norms of about 10-20) its weights start far from uniform, with unit-length ones not.
+          inputs are used as given, never rescaled: the logits grow with their norms (the
+          reference's raw SimCSE embeddings: about 15-20), yet weights only leave uniform where an
+          anchor's k candidates differ (notebook 05: near-identical neighbours stay uniform).
     """
 
     def __init__(self, text_dim: int, hidden: int, mode: str = "learned", dropout: float = 0.5,

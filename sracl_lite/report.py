@@ -205,15 +205,21 @@ def surviving_gain(grid: RunGrid, semantic: str, baseline: str = "ref_sasrec") -
 
 
 def variant_colors(names) -> dict:
-    """A colour per variant, distinct within any plot of up to 40 variants and the same in every plot
-    (registry order picks it); SASRec, under either preset, is always black."""
+    """A colour per variant, the same in every plot (registry order picks it); SASRec, under either
+    preset, is always black. Each preset's variants (Part I's `ref_*`, Part II's others) take the
+    palette from its start, so the up to 15 variants of one part get clearly different hues."""
     import matplotlib
-    pairs = matplotlib.colormaps["tab20"].colors   # dark and light shade of ten hues: all dark ones come first,
-    palette = list(pairs[0::2] + pairs[1::2]) + list(matplotlib.colormaps["tab20b"].colors)  # so neighbours differ
-    others = [v for v in E.variant_order(list(VARIANTS) + list(names)) if v not in ("sasrec", "ref_sasrec")]
-    if len(others) > len(palette):
-        raise ValueError(f"variant_colors: {len(others)} variants, only {len(palette)} distinct colours")
-    return {v: "black" if v in ("sasrec", "ref_sasrec") else palette[others.index(v)] for v in names}
+    tab20b = matplotlib.colormaps["tab20b"].colors   # five hues in four shades each: darkest first
+    palette = list(matplotlib.colormaps["tab10"].colors) + [tab20b[i + shade] for shade in (0, 2, 1, 3)
+                                                            for i in (0, 4, 8, 12, 16)]
+    colors = {}
+    for part in (True, False):
+        others = [v for v in E.variant_order(list(VARIANTS) + list(names))
+                  if is_reference(v) == part and v not in ("sasrec", "ref_sasrec")]
+        if len(others) > len(palette):
+            raise ValueError(f"variant_colors: {len(others)} variants, only {len(palette)} distinct colours")
+        colors |= {v: palette[i] for i, v in enumerate(others)}
+    return {v: "black" if v in ("sasrec", "ref_sasrec") else colors[v] for v in names}
 
 
 def is_reference(variant: str) -> bool:
@@ -259,24 +265,24 @@ def plot_means(grids: dict, variants, metric: str = "NDCG@20"):
 
 
 def plot_changes(tests: pd.DataFrame, title: str):
-    """Each comparison (rows: `A vs B`) in each results file (colour and marker): A's change relative to
-    B in %, with the interval of the difference (`decisions`: over seeds and users) on the same scale."""
+    """Each comparison (rows: `A vs B`), one panel per results file, each on its own x scale: A's change
+    relative to B in %, with the interval of the difference (`decisions`: over seeds and users)."""
     import matplotlib.pyplot as plt
     labels = list(dict.fromkeys(tests["A"] + " vs " + tests["B"]))
     files = list(dict.fromkeys(tests["dataset"]))
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.4))
-    for i, (name, marker) in enumerate(zip(files, "osD^v")):
+    fig, axes = plt.subplots(1, len(files), sharey=True, squeeze=False,
+                             figsize=(3.6 * len(files) + 2.6, 0.4 * len(labels) + 1.6))
+    for i, (ax, name, marker) in enumerate(zip(axes[0], files, "osD^v")):
         frame = tests[tests["dataset"] == name]
-        y = np.array([labels.index(f"{a} vs {b}") for a, b in zip(frame["A"], frame["B"])]) + 0.2 * (i - 1)
+        y = np.array([labels.index(f"{a} vs {b}") for a, b in zip(frame["A"], frame["B"])])
         low, high = 100 * frame["ci_low"] / frame["mean_b"], 100 * frame["ci_high"] / frame["mean_b"]
         ax.errorbar(frame["rel_change_%"], y, xerr=[frame["rel_change_%"] - low, high - frame["rel_change_%"]],
-                    fmt=marker, color=f"C{i}", label=name, capsize=2)
-    ax.axvline(0, color="black", linewidth=1)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.invert_yaxis()
-    ax.set(xlabel=f"change of test {tests['metric'].iloc[0]} vs B, % (bar: interval over seeds and users at the "
-                  "question's level)", title=title)
-    ax.legend(fontsize=8)
+                    fmt=marker, color=f"C{i}", capsize=2)
+        ax.axvline(0, color="black", linewidth=1)
+        ax.set(title=name, xlabel=f"change of test {tests['metric'].iloc[0]} vs B, %")
+    axes[0][0].set_yticks(range(len(labels)), labels)
+    axes[0][0].invert_yaxis()
+    fig.suptitle(f"{title}\n(bar: interval over seeds and users at the question's level; each panel its own scale)")
     fig.tight_layout()
     return fig
 

@@ -125,12 +125,16 @@ def test_choice_on_validation_ignores_test_and_gain_shares_by_hand():
     assert np.isnan(surviving_gain(grid, "ref_random")["ref_random"])    # no gain: no share
 
 
-def test_every_variant_has_its_own_colour_and_sasrec_is_always_black():
+def test_every_variant_of_a_part_has_its_own_colour_and_sasrec_is_always_black():
+    import matplotlib
     from sracl_lite.experiments import VARIANTS
-    from sracl_lite.report import variant_colors
+    from sracl_lite.report import is_reference, variant_colors
     colors = variant_colors(list(VARIANTS))
-    others = [c for v, c in colors.items() if v not in ("sasrec", "ref_sasrec")]
-    assert len(set(others)) == len(others) and "black" not in others
+    for part in (True, False):
+        others = [c for v, c in colors.items() if is_reference(v) == part and v not in ("sasrec", "ref_sasrec")]
+        assert len(set(others)) == len(others) and "black" not in others
+    part_two = [v for v in VARIANTS if not is_reference(v) and v != "sasrec"]
+    assert [colors[v] for v in part_two[:10]] == list(matplotlib.colormaps["tab10"].colors)
     assert colors["sasrec"] == colors["ref_sasrec"] == "black"
     assert variant_colors(["ref_llm", "cl4srec"])["ref_llm"] == colors["ref_llm"]   # the same in every plot
 
