@@ -102,6 +102,7 @@ from sracl_lite import diagnostics, evaluation, experiments, losses, paths, trai
 from sracl_lite import retrieval as R
 from sracl_lite.data import load_dataset
 from sracl_lite.metrics import check_metrics
+from sracl_lite.model import resolve_device
 from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
 from sracl_lite.semantic import SemanticTables, pool_entry_of_prefixes, pool_sequences
 
@@ -138,8 +139,8 @@ print(pd.DataFrame(changed, index=["authors' form (reference)", "this project's 
 # %%
 started = time.time()
 anchors = experiments.trained_prefixes(ds, reference)            # (users, lengths) of the prefixes that train
-prefix_tables = R.reference_tables(tables.item_emb, ds.train_sequences, k=K, exclude="rank0",
-                                   window=reference.max_len, anchors=anchors)
+prefix_tables = R.reference_tables(tables.item_emb, ds.train_sequences, k=K, exclude="rank0",    # top-k on a GPU
+                                   window=reference.max_len, anchors=anchors, device=resolve_device(DEVICE).type)
 prefix_pool = R.prefix_pool(ds.train_sequences, whole=False)   # its entries, in the tables' order
 rows = np.flatnonzero(prefix_tables.searched)                    # the anchors' entries
 nbrs = prefix_tables.pool_neighbors[rows]                        # (A, K), each row a top-K over the whole pool

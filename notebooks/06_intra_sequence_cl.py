@@ -91,6 +91,7 @@ from sracl_lite import diagnostics, evaluation, experiments, losses, paths, trai
 from sracl_lite import retrieval as R
 from sracl_lite.data import load_dataset
 from sracl_lite.metrics import check_metrics
+from sracl_lite.model import resolve_device
 from sracl_lite.notebook import check_stored, expect, load_metrics, save_metrics, set_seed
 from sracl_lite.neighbor_quality import show_item_neighbors
 from sracl_lite.semantic import SemanticTables
@@ -118,8 +119,9 @@ budget = {"epochs": CPU_EPOCHS, "max_train_prefixes": CPU_PREFIXES} if PROFILE =
 common = dict(alpha=ALPHA, beta=BETA, k=K, sub_prob=SUB_PROB, seed=SEED, device=DEVICE, **budget)
 reference = experiments.profile_config(PROFILE, "reference", unique_candidates=False, **common)  # all B x k rows
 variant = experiments.profile_config(PROFILE, "default", **common)
-prefix_tables = R.reference_tables(tables.item_emb, ds.train_sequences, k=K, exclude="rank0",
-                                   window=reference.max_len, anchors=experiments.trained_prefixes(ds, reference))
+prefix_tables = R.reference_tables(tables.item_emb, ds.train_sequences, k=K, exclude="rank0",    # top-k on a GPU
+                                   window=reference.max_len, anchors=experiments.trained_prefixes(ds, reference),
+                                   device=resolve_device(DEVICE).type)
 print(f"per-prefix tables: {prefix_tables.description}")
 
 # %% [markdown]
@@ -268,15 +270,15 @@ print(f"each trains on {ref_trainer.n_train:,} prefixes, {reference.epochs} epoc
 # %%
 # NBVAL_IGNORE_OUTPUT
 seqs, targets, anchor_sem, cand_sem, _ = step
-with torch.random.fork_rng():
+with torch.no_grad(), torch.random.fork_rng():   # values only: no autograd graph left on the trainer's weights
     torch.manual_seed(SEED)
     total, *_ = ref_trainer.losses(*step)
     torch.manual_seed(SEED)                                        # the same dropout masks again
     reps = ref_trainer.model.encode(seqs)                          # (B + B + Bk + 2B, D)
     positive = ref_trainer.synthesizer(anchor_sem, cand_sem, reps[2 * B:-2 * B].view(B, K, -1))   # (B, D)
-L_rec = F.cross_entropy(ref_trainer.model.item_scores(reps[:B])[:, 1:], targets - 1)   # column 0: padding
-L_cross = losses.nt_xent(reps[B:2 * B], positive, tau)                # second pass vs positive (notebook 05)
-L_intra = losses.nt_xent(reps[-2 * B:-B], reps[-B:], tau)              # view 1 vs view 2
+    L_rec = F.cross_entropy(ref_trainer.model.item_scores(reps[:B])[:, 1:], targets - 1)   # column 0: padding
+    L_cross = losses.nt_xent(reps[B:2 * B], positive, tau)            # second pass vs positive (notebook 05)
+    L_intra = losses.nt_xent(reps[-2 * B:-B], reps[-B:], tau)          # view 1 vs view 2
 by_hand = L_rec + ALPHA * L_cross + BETA * L_intra
 assert torch.allclose(by_hand, total, rtol=1e-5)
 print(f"L = {L_rec:.3f} + {ALPHA} x {L_cross:.3f} + {BETA} x {L_intra:.3f} = {by_hand:.3f}; the trainer's: {total:.3f}")

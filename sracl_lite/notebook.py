@@ -130,7 +130,7 @@ def load_metrics(dataset: str, folder=None) -> dict:
 NEEDS = {"05": ("03", "04"), "06": ("03", "04", "05"), "07": ("04", "05", "06")}
 # Minutes a notebook takes: 2-core CPU (default profile) and one H200 (SRACL_PROFILE=paper, the step's
 # first compile included), as measured (README, The notebooks).
-MINUTES = {"03": (2, 0.3), "04": (0.5, 1), "05": (1.5, 3), "06": (1.5, 1.5), "07": (0.5, 0.5)}
+MINUTES = {"03": (2, 0.3), "04": (0.5, 1), "05": (1.5, 2.5), "06": (1.5, 2), "07": (0.5, 0.5)}
 
 
 def _finished_path(number: str, dataset: str) -> Path:
