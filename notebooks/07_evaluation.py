@@ -538,11 +538,10 @@ print("\nmissing from the CSV:", ", ".join(missing) or "none")
 
 # %%
 shown = summary.dropna(subset=[METRIC])
-colors = report.variant_colors(shown.index)       # one colour per variant, SASRec black in every plot
 fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(shown) + 1.5), sharey=True)
 for ax, metric in zip(axes, [METRIC, METRIC.replace("NDCG", "HR")]):
-    ax.barh(shown.index, shown[metric], xerr=shown[f"{metric} std"].fillna(0),
-            color=[colors[v] for v in shown.index], capsize=3)
+    report.paint_bars(ax.barh(shown.index, shown[metric], xerr=shown[f"{metric} std"].fillna(0), capsize=3),
+                      shown.index)                # one colour and hatch per variant, SASRec black in every plot
     if "sasrec" in shown.index:
         ax.axvline(shown.loc["sasrec", metric], color="black", linestyle="--", linewidth=1)
     ax.set(xlabel=f"test {metric} (bar: mean, line: ± std over seeds; dashed: SASRec)")
@@ -655,9 +654,10 @@ print(by_variant.to_string())
 # %%
 fig, ax = plt.subplots(figsize=(11, 3.8))
 width = 0.8 / max(len(present), 1)
+styles = report.variant_styles(present)             # colour, hatch, marker
 for i, variant in enumerate(present):
-    ax.bar(np.arange(3) + i * width, by_group[variant], width, label=variant,
-           color=report.variant_colors(present)[variant])
+    ax.bar(np.arange(3) + i * width, by_group[variant], width, label=variant, color=styles[variant][0],
+           hatch=styles[variant][1], edgecolor="white", linewidth=0)
 ax.set_xticks(np.arange(3) + width * (len(present) - 1) / 2, [f"{g}\n{n} users" for g, n in
                                                                zip(by_group.index, by_group["users"])])
 ax.set(ylabel=f"test {METRIC}", title=f"{DATASET}: test {METRIC} by training-sequence length")
@@ -702,9 +702,10 @@ if len(agg) > 2:
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4))
+styles = report.variant_styles(runs["variant"].unique())
 for i, (variant, frame) in enumerate(runs.groupby("variant", sort=False)):
-    ax.scatter(frame[f"valid_{METRIC}"], frame[f"test_{METRIC}"], label=variant,
-               color=report.variant_colors(runs["variant"].unique())[variant])
+    ax.scatter(frame[f"valid_{METRIC}"], frame[f"test_{METRIC}"], label=variant, color=styles[variant][0],
+               marker=styles[variant][2])
 ax.set(xlabel=f"validation {METRIC}", ylabel=f"test {METRIC}", title="each dot one run")
 ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
 fig.tight_layout()
@@ -725,12 +726,10 @@ plt.show()
 saved = load_metrics(DATASET) if paths.metrics_dir(DATASET).exists() else {}
 if not saved:
     print(f"no CPU-profile metrics saved for {DATASET} yet: notebooks 04-06 save them when they run")
-cpu_table = pd.DataFrame({name: {m: v["test"].get(m, np.nan) for m in E.REPORTED_METRICS}
-                          for name, v in saved.items()}).T.round(4)
-cpu_table.insert(0, "profile", [str(v.get("profile", "none (not trained)")) for v in saved.values()])
-cpu_table.insert(1, "seeds", 1)
-cpu_table.insert(2, "test ranks", ["history excluded" if v.get("config", {}).get("exclude_history", True) else
-                                   "all items" for v in saved.values()])
+ranks_of = lambda v: "all items" if v.get("config", {}).get("exclude_history") is False else "history excluded"
+cpu_table = pd.DataFrame.from_dict({name: {"profile": str(v.get("profile", "none (not trained)")), "seeds": 1,
+                                           "test ranks": ranks_of(v), **{m: v["test"][m] for m in E.REPORTED_METRICS}}
+                                    for name, v in saved.items()}, orient="index").round(4)
 NOTEBOOK_OF = {"popularity": "04", "sasrec": "04", "ref_sasrec": "05", "ref_sasrec+cross": "05",
                "sasrec+cross": "05", "ref_sracl": "06", "sracl": "06"}   # what saves which
 cpu_table.insert(0, "from", [f"notebook {NOTEBOOK_OF.get(name, '04-06')}" for name in cpu_table.index])

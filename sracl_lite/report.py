@@ -1,10 +1,9 @@
 """Notebook 07's reading of a results grid: paired tests, verdicts in words, the choice on validation,
 the length groups, and the checks that a results file is consistent with itself.
 
-`RunGrid` holds one dataset's runs at one window with their per-user ranks; its methods answer the
-notebook's questions. The statistics themselves live in `evaluation`. Part I of the notebook takes
-the reference preset apart (`reference_grid`, `reference_comparisons`, `surviving_gain`), and every
-plot gives each variant its own colour (`variant_colors`).
+`RunGrid`: one dataset's runs at one window with their per-user ranks; the statistics live in
+`evaluation`. Part I takes the reference preset apart (`reference_grid`, `reference_comparisons`,
+`surviving_gain`); every plot gives a variant its own colour and hatch (`variant_styles`).
 """
 from dataclasses import dataclass, field
 
@@ -204,22 +203,26 @@ def surviving_gain(grid: RunGrid, semantic: str, baseline: str = "ref_sasrec") -
     return {"gain": gain, **shares}
 
 
-def variant_colors(names) -> dict:
-    """A colour per variant, the same in every plot (registry order picks it); SASRec, under either
-    preset, is always black. Each preset's variants (Part I's `ref_*`, Part II's others) take the
-    palette from its start, so the up to 15 variants of one part get clearly different hues."""
+def variant_styles(names) -> dict:
+    """{variant: (colour, hatch, marker)}, the same in every plot (registry order picks it); SASRec,
+    under either preset, is black. Each preset's variants (Part I's `ref_*`, Part II's others) take
+    tab10's ten hues in turn, then the same hues again with a hatch on bars and a square marker."""
     import matplotlib
-    tab20b = matplotlib.colormaps["tab20b"].colors   # five hues in four shades each: darkest first
-    palette = list(matplotlib.colormaps["tab10"].colors) + [tab20b[i + shade] for shade in (0, 2, 1, 3)
-                                                            for i in (0, 4, 8, 12, 16)]
-    colors = {}
+    hues, styles = matplotlib.colormaps["tab10"].colors, {}
     for part in (True, False):
         others = [v for v in E.variant_order(list(VARIANTS) + list(names))
                   if is_reference(v) == part and v not in ("sasrec", "ref_sasrec")]
-        if len(others) > len(palette):
-            raise ValueError(f"variant_colors: {len(others)} variants, only {len(palette)} distinct colours")
-        colors |= {v: palette[i] for i, v in enumerate(others)}
-    return {v: "black" if v in ("sasrec", "ref_sasrec") else colors[v] for v in names}
+        if len(others) > 3 * len(hues):
+            raise ValueError(f"variant_styles: {len(others)} variants, only {3 * len(hues)} distinct styles")
+        styles |= {v: (hues[i % 10], ("", "//", "..")[i // 10], "osD"[i // 10]) for i, v in enumerate(others)}
+    return {v: ("black", "", "o") if v in ("sasrec", "ref_sasrec") else styles[v] for v in names}
+
+
+def paint_bars(bars, variants):
+    """Give each bar (one per variant, in order) its variant's colour and hatch (`variant_styles`)."""
+    styles = variant_styles(variants)
+    for bar, variant in zip(bars, variants):
+        bar.set(facecolor=styles[variant][0], hatch=styles[variant][1])
 
 
 def is_reference(variant: str) -> bool:
@@ -250,12 +253,11 @@ def plot_means(grids: dict, variants, metric: str = "NDCG@20"):
     """One panel per results file: test `metric` of each variant that ran there, mean over seeds with
     the seed std, in the variant's own colour; a dashed line at SASRec's mean."""
     import matplotlib.pyplot as plt
-    colors = variant_colors(variants)
     fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 0.32 * len(variants) + 1.6), squeeze=False)
     for ax, (name, grid) in zip(axes[0], grids.items()):
         shown = [v for v in variants if v in grid.summary.index]
         means, stds = grid.summary.loc[shown, metric], grid.summary.loc[shown, f"{metric} std"].fillna(0)
-        ax.barh(shown, means, xerr=stds, color=[colors[v] for v in shown], capsize=2, error_kw={"ecolor": "gray"})
+        paint_bars(ax.barh(shown, means, xerr=stds, capsize=2, error_kw={"ecolor": "gray"}), shown)
         if "ref_sasrec" in shown:
             ax.axvline(means["ref_sasrec"], color="black", linestyle="--", linewidth=1)
         ax.set(title=name, xlabel=f"test {metric}")

@@ -125,24 +125,23 @@ def test_choice_on_validation_ignores_test_and_gain_shares_by_hand():
     assert np.isnan(surviving_gain(grid, "ref_random")["ref_random"])    # no gain: no share
 
 
-def test_every_variant_of_a_part_has_its_own_colour_and_sasrec_is_always_black():
+def test_every_variant_of_a_part_has_its_own_style_and_sasrec_is_always_black():
     import matplotlib
     from sracl_lite.experiments import VARIANTS
-    from sracl_lite.report import is_reference, variant_colors
-    colors = variant_colors(list(VARIANTS))
+    from sracl_lite.report import is_reference, variant_styles
+    styles = variant_styles(list(VARIANTS))
     for part in (True, False):
-        others = [c for v, c in colors.items() if is_reference(v) == part and v not in ("sasrec", "ref_sasrec")]
-        assert len(set(others)) == len(others) and "black" not in others
-    part_two = [v for v in VARIANTS if not is_reference(v) and v != "sasrec"]
-    assert [colors[v] for v in part_two[:10]] == list(matplotlib.colormaps["tab10"].colors)
-    assert colors["sasrec"] == colors["ref_sasrec"] == "black"
-    assert variant_colors(["ref_llm", "cl4srec"])["ref_llm"] == colors["ref_llm"]   # the same in every plot
+        others = [s for v, s in styles.items() if is_reference(v) == part and v not in ("sasrec", "ref_sasrec")]
+        assert len({(colour, hatch) for colour, hatch, _ in others}) == len(others)
+        assert {colour for colour, _, _ in others} <= set(matplotlib.colormaps["tab10"].colors)
+    assert styles["sasrec"][0] == styles["ref_sasrec"][0] == "black"
+    assert variant_styles(["ref_llm", "cl4srec"])["ref_llm"] == styles["ref_llm"]   # the same in every plot
 
 
 def test_reference_grid_plots_and_gain_sentence():
     import matplotlib
     matplotlib.use("Agg")
-    from sracl_lite.report import gain_sentence, plot_changes, plot_means, reference_grid, variant_colors
+    from sracl_lite.report import gain_sentence, plot_changes, plot_means, reference_grid, variant_styles
     rng = np.random.default_rng(2)
     runs, ranks = grid_runs({(v, s): rng.integers(0, top, N_USERS) for s in (1, 2) for v, top in
                              [("ref_sasrec", 60), ("ref_collab", 20), ("ref_collab_user", 25), ("ref_random", 60),
@@ -158,7 +157,7 @@ def test_reference_grid_plots_and_gain_sentence():
     assert gain_sentence(grid, semantic, "toy") == "toy: " + gain_sentence(grid, semantic)
     variants = ["ref_sasrec", "ref_collab", "ref_random"]
     bars = plot_means({"toy": grid}, variants).axes[0].patches
-    expected = [matplotlib.colors.to_rgba(variant_colors(variants)[v]) for v in variants]
+    expected = [matplotlib.colors.to_rgba(variant_styles(variants)[v][0]) for v in variants]
     assert [b.get_facecolor() for b in bars] == expected
     assert grid.decision_of("ref_collab", "ref_sasrec")["decision"] == "gain"
     plot_changes(grid.decisions.assign(dataset="toy"), "toy")
