@@ -150,7 +150,7 @@ print(template_users[first_user][:300], "...")
 # wrapped in the model's chat template, prompts are sorted by length and padded **on the left**, so
 # that every row's last token is its prompt's last token and generation continues from there.
 # Decoding is greedy with a repetition penalty of 1.2 (without it the model loops on one sentence)
-# and stops at 64 new tokens (about 50 words: decoding is most of the cost on a CPU), fewer than the
+# and stops at 64 new tokens (about 50 words: a budget for CPU decoding, below), fewer than the
 # prompts ask for (section 6 counts how many answers that cuts).
 
 # %%
@@ -188,7 +188,8 @@ for key, answer in zip(live_keys, live):
 #
 # One thread gives steady numbers; two threads are faster only when both cores are free, because an
 # OpenMP thread that loses its core makes the other spin and wait. On a busy machine, call
-# `torch.set_num_threads(1)`. The full ML-100K run (2,292 prompts, 64 new tokens each) takes 2-4
+# `torch.set_num_threads(1)`. The full ML-100K run (2,592 prompts: 1,349 items, 943 users and 300
+# probes, 64 new tokens each) takes 2-4
 # hours on such a CPU (one run here made 129 user profiles in 13.5 minutes); a GPU takes minutes.
 
 # %% [markdown]
@@ -313,7 +314,7 @@ print("median words per answer:", words)
 
 # %% [markdown]
 # How long are the answers? Most stop near the median above, about 50 words: that is where the
-# 64-token limit falls (the "cut off" rate of the table above), while the prompts ask for up to
+# 64-token limit falls (the "cut off" rates printed above), while the prompts ask for up to
 # 130 words about an item (80 of summary, 50 on its audience) and 100 about a user.
 
 # %%

@@ -31,7 +31,7 @@
 # - three leak-free checks of neighbour quality: shared categories, co-occurrence, and whether a
 #   neighbour holds the anchor's held-out next item.
 #
-# **Runtime**: about 3 min on a 2-core CPU the first time (encoding about 5,200 texts with
+# **Runtime**: about 2 min on a 2-core CPU the first time (encoding about 5,200 texts with
 # all-MiniLM-L6-v2), about 15 s afterwards (embeddings are cached); under a minute on a GPU.
 # It reads the LLM answers that come with the repository (notebook 02 explains them) and builds
 # notebook 01's dataset if it is missing; without any answers it still runs and compares the no-LLM
@@ -300,8 +300,9 @@ if "LLM text" in table.index:
 # "LLM text" row shows, and notebooks 05-07 check with training.
 #
 # Two cautions on this ranking. Part of the mean-of-items neighbours' +191% may be length: this
-# section does not print neighbour lengths, but in section 7's per-prefix demo they are about
-# twice as long as random ones (192.6 vs 99.2 items), and a longer sequence holds more items. And
+# section prints no neighbour lengths, but in section 7's per-prefix demo (another pool, of
+# prefixes) mean-of-items neighbours are about twice as long as random ones (192.6 vs 99.2 items),
+# and a longer sequence holds more items. And
 # neighbour quality did not predict what training gains: notebook 07 (Part II) trains SRA-CL on
 # these mean-of-items tables (`sracl_mean`), the best-ranked sequence source here, and it trains
 # worst of the neighbour sources compared there (test NDCG@20 0.1231, SASRec 0.1423).
@@ -354,12 +355,13 @@ print(prefix_quality.drop(columns="neighbours").round(3).to_string(index=False))
 # With only the entry itself excluded, most neighbours are the same user's other prefixes and the
 # "holds next item" rate jumps: not because retrieval is good, but because a longer prefix of the
 # same user contains the target by construction. During training such "positives" teach the model
-# its own answers. With the user excluded the rate is an honest one. Note also that random
-# neighbours score best on "some neighbour holds next item" although they are the shortest (mean
-# neighbour length 99 items against 193 for mean of items). The count below shows why: a probe's
-# ten random neighbours come from about ten users and together hold over twice as many distinct
-# items as its ten mean-of-items neighbours, which come from one or two users (several prefixes of
-# one heavy user, holding nearly the same items). Ten near-copies give one chance, not ten.
+# its own answers. With the user excluded the rate is an honest one. Note also that of the three
+# sources that exclude the user, random neighbours score best on "some neighbour holds next item",
+# although they are the shortest (mean neighbour length 99 items against 193 for mean of items). The
+# count below shows why: a probe's ten random neighbours come from about ten users and together hold
+# over twice as many distinct items as its ten mean-of-items neighbours, which come from one or two
+# users (several prefixes of one heavy user, holding nearly the same items). Ten near-copies give
+# one chance, not ten.
 
 # %%
 for name, nbrs in prefix_neighbors.items():
@@ -375,9 +377,10 @@ for name, nbrs in prefix_neighbors.items():
 # items, and the count is over ranks 1..k of a top-(k+1) for 4,096 anchors; the 98% above counts the
 # top-10 of 2,000 probes in a pool of 15,547 prefixes of 150 users, each embedded from all its items.
 #
-# Cost: exact search grows with the square of the pool. About 15k entries took a few seconds on 2
-# CPU cores, so the full per-prefix pool of ML-100K (about 97k entries) takes minutes, and the LLM
-# profiles behind it are 97k calls. The per-user pool needs 943 of each.
+# Cost: exact search grows with the number of queries times the pool. 2,000 probes against 15,547
+# entries took a few seconds on 2 CPU cores (printed above); every one of ML-100K's 96,458 prefixes
+# against all of them is about 300 times as many pairs, minutes, and the LLM profiles behind such a
+# pool are 97k calls. The per-user pool needs 943 of each.
 
 # %% [markdown]
 # ## 8. Save the tables for training

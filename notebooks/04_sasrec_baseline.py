@@ -252,7 +252,8 @@ print(f"best epoch {result.best_epoch}; {result.train_seconds:.0f} s of training
 
 # %% [markdown]
 # The training loss falls and the validation metrics rise; the vertical line marks the epoch whose
-# state is kept. Under the CPU profile the curve is still climbing when training stops.
+# state is kept, here the last one (on the frame's right edge): under the CPU profile the curve is
+# still climbing when training stops.
 
 # %%
 result.plot("NDCG@10")

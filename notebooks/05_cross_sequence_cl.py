@@ -205,8 +205,9 @@ print(f"{same_user:.1%} of the neighbours are the anchor user's own prefixes; {i
 # training sequence, embedded from the user's profile text. Every prefix of user u shares u's entry
 # (`pool_match="auto"` finds the pool per-user), and its k neighbours are entries of *other* users:
 # u's own entry contains every next item of u's prefixes. Why: it costs one LLM profile per user
-# instead of one per prefix, and a positive of other users never holds the anchor's own future, so
-# the branch learns from similar users. Pool entries hold training items only, so no validation or
+# instead of one per prefix, and a positive of other users is never the anchor's own later prefix
+# (another user may still have bought the anchor's next item, as below), so the branch learns from
+# similar users. Pool entries hold training items only, so no validation or
 # test item ever becomes a positive. The same anchor in the variant:
 
 # %%

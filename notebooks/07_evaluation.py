@@ -197,11 +197,18 @@ print(inspect.getsource(metrics_module.target_ranks))
 #   just a large p;
 # - otherwise **undecided**: the runs cannot tell the two apart.
 #
+# Two families are set apart where they are asked: the equal-budget search re-tests its primary
+# question at 95% and three secondary pairs among themselves, m = 3 (section 6); Part II's
+# configuration chosen on validation is one exploratory question at 95% (section 11). Section 13's
+# agreement of validation and test (rank correlation above 0.5) describes, it decides nothing.
+#
 # With only 3 seeds the resampled seeds take few distinct values and understate the run-to-run
 # spread, so the primary question's variants are run with up to 10 seeds (section 2 counts them).
 # The Wilcoxon p stays beside each verdict as a secondary view: where most users score 0 (two thirds
-# to five sixths of the users in the ML-100K runs) it tests a shift of the users' values, not the
-# mean, and the two can disagree. The test in code:
+# to nearly nine tenths of the users in the ML-100K runs) it tests a shift of the users' values, not
+# the mean, and the two can disagree. Each verdict also counts the seeds in which A is ahead of B:
+# seed i of A and of B share the backbone's initial weights and batch order, so that count pairs
+# them; the bootstrap does not. The test in code:
 
 # %%
 from sracl_lite import inference
@@ -224,7 +231,9 @@ print(inspect.getsource(inference.SeedUserBootstrap.compare))
 # Beauty has no item text, so its semantic tables are a stand-in built from training interactions:
 # item vectors of a truncated SVD of the user-item matrix (`ref_collab`). On ML-100K the tables come
 # from the LLM's item text (`ref_llm`), the item attribute template, the titles or the same SVD
-# vectors. A prefix is embedded as the mean of its items' vectors (`scripts/build_tables.py`).
+# vectors. A prefix is embedded as the mean of its items' vectors (`scripts/build_tables.py`). So
+# every table here is a stand-in, `ref_llm`'s included: the authors embed an LLM summary of each
+# prefix, and wherever this notebook says "the authors' design" it means their design on these tables.
 
 # %% [markdown]
 # Each regime's runs, how they were made (device, precision, commit, command in the CSV) and the
@@ -292,8 +301,8 @@ if regimes:
     plt.show()
 
 # %% [markdown]
-# Each source against SASRec under the rule of section 1: the authors' design (`ref_llm`, or the
-# `ref_collab` stand-in on Beauty) is the primary question, at 95%; the other sources are secondary,
+# Each source against SASRec under the rule of section 1: the authors' design on stand-in tables
+# (`ref_llm`, `ref_collab` on Beauty) is the primary question, at 95%; the other sources are secondary,
 # at the Bonferroni level in `level` (the interval `ci_low`-`ci_high` is at that level).
 
 # %%
@@ -352,12 +361,12 @@ for name, (grid, _, _) in regimes.items():
 # Each pair below asks one question: how much does A move the metric relative to B? Most change
 # one part of the design; `ref_random` and `ref_llm_uniform` change more (see the last point).
 # - **the user's own prefixes**: with the authors' rule (only the prefix itself excluded), most of a
-#   prefix's neighbours on ML-100K are its own user's other prefixes, which contain its next item;
+#   prefix's neighbours on ML-100K are its own user's other prefixes, the longer of which contain its next item;
 #   `_user` tables keep other users' prefixes only;
 # - **semantic against random neighbours** (`ref_random`: random prefixes of other users);
 # - **the synthesizer**: uniform weights instead of learned ones (`ref_llm_uniform`, ML-100K);
 # - **the loss form**: cosine logits at a temperature chosen on validation from {0.1, 0.2, 0.5}
-#   (ours, beyond the reference; ML-100K; each temperature's seeds are counted in section 2);
+#   (ours, beyond the reference; ML-100K; section 2 counts the chosen temperature's seeds, the others ran 5);
 # - **the contrastive machinery as such**: CL4SRec and DuoRec against SASRec, and the design against
 #   DuoRec, whose positive is another training prefix with the same next item.
 # - **clean ablations** (`_randpool`, `_randsub`, `_uniform_drop`, `_norm20`): `ref_random` changes four
@@ -372,7 +381,7 @@ q3[["dataset", "question"] + columns].round(4)
 
 # %%
 if len(q3):
-    report.plot_changes(q3, "Question 3: one change at a time")
+    report.plot_changes(q3, "Question 3: the parts taken apart (section 5 says what each row changes)")
     plt.show()
 
 # %% [markdown]

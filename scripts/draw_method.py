@@ -73,7 +73,7 @@ def draw():
                 "$L_{intra}$: NT-Xent", "nb 06", PURPLE)
     total = box(ax, 12.15, 1.85, 1.3, 1.95, "Total loss", "$L = L_{rec}$\n$+\\ \\alpha\\, L_{cross}$\n"
                 "$+\\ \\beta\\, L_{intra}$\n$\\alpha = \\beta = 0.1$", "nb 06", GREEN)
-    infer = box(ax, 7.8, 0.3, 1.55, 1.25, "Inference", "the backbone\nalone ranks\nall items", "nb 04", BLUE)
+    infer = box(ax, 7.8, 0.3, 1.55, 1.25, "Inference", "the backbone\nalone scores\nevery item", "nb 04", BLUE)
 
     ax.text(0.3, 0.45, "nb 0N: the notebook that builds the part", fontsize=BODY, style="italic")
     arrow(ax, data["right"], llm["left"])
