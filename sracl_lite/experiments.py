@@ -313,7 +313,7 @@ COMPARISONS = [
     ("sracl", "sasrec", "SRA-CL vs its backbone"),
     ("sracl", "cl4srec", "semantic vs random-perturbation CL"),
     ("sracl_template", "sasrec", "SRA-CL without LLM vs its backbone"),
-    ("sracl", "sracl_template", "what the LLM text adds"),
+    ("sracl_template", "sracl", "ablation: LLM text replaced by the attribute template"),
     ("no_cross", "sracl", "ablation: cross-sequence CL removed"),
     ("no_intra", "sracl", "ablation: intra-sequence CL removed"),
     ("no_synth", "sracl", "ablation: learnable synthesizer removed"),
