@@ -31,7 +31,7 @@
 #
 # **Runtime**: about 1 min on a 2-core CPU (loading SmolLM2-135M and generating a handful of
 # answers; the full set of answers is read from the committed cache in `data/profiles/`).
-# Generating all answers yourself (`GENERATE_ALL`) takes 2-4 h on 2 busy CPU cores with
+# Generating all answers yourself (`GENERATE_ALL`) takes 3-5 h on 2 busy CPU cores with
 # SmolLM2-135M and a few minutes on a GPU. Run notebook 01 first.
 
 # %%
@@ -189,8 +189,8 @@ for key, answer in zip(live_keys, live):
 # One thread gives steady numbers; two threads are faster only when both cores are free, because an
 # OpenMP thread that loses its core makes the other spin and wait. On a busy machine, call
 # `torch.set_num_threads(1)`. The full ML-100K run (2,592 prompts: 1,349 items, 943 users and 300
-# probes, 64 new tokens each) takes 2-4
-# hours on such a CPU (one run here made 129 user profiles in 13.5 minutes); a GPU takes minutes.
+# probes, 64 new tokens each) takes 3-5 hours on such a CPU (one run here made 129 user profiles
+# in 13.5 minutes, about 6 s each: 4.5 hours for all); a GPU takes minutes.
 
 # %% [markdown]
 # ## 4. A resumable answer cache

@@ -251,9 +251,8 @@ print(history[["loss", "MRR@10", "NDCG@10", "HR@10", "train_seconds"]].round(4).
 print(f"best epoch {result.best_epoch}; {result.train_seconds:.0f} s of training")
 
 # %% [markdown]
-# The training loss falls and the validation metrics rise; the vertical line marks the epoch whose
-# state is kept, here the last one (on the frame's right edge): under the CPU profile the curve is
-# still climbing when training stops.
+# The training loss falls and the validation metrics rise; the star marks the epoch whose state is
+# kept, here the last one: under the CPU profile the curve is still climbing when training stops.
 
 # %%
 result.plot("NDCG@10")
@@ -302,7 +301,7 @@ print(pd.DataFrame(popularity).T.round(4).to_string())
 print("\nmost popular:", "; ".join(ds.titles(order[:5])))
 
 # %% [markdown]
-# Popularity is a strong baseline on MovieLens: everybody watched *Star Wars*. The table puts the
+# Popularity is a strong baseline on MovieLens: most users watched *Star Wars* (notebook 01's plot). The table puts the
 # two side by side, on the same users and the same masking.
 
 # %%

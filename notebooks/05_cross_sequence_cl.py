@@ -111,7 +111,9 @@ from sracl_lite.semantic import SemanticTables, pool_entry_of_prefixes, pool_seq
 # filter setting would index the wrong users and items. Then the two configurations this notebook
 # trains: the authors' form (`reference` preset) and this project's variant (`default` preset),
 # both with the intra-sequence branch off (beta = 0: notebook 06 adds it). The table lists every
-# option in which they differ; the sections below introduce each where its step comes.
+# option of the method in which they differ; the sections below introduce each where its step
+# comes. One option of cost differs too, `unique_candidates`: the variant encodes each distinct
+# candidate of a batch once, the authors' form all B x k candidate rows (section 5 counts them).
 
 # %%
 set_seed(SEED)
@@ -466,9 +468,10 @@ if "popularity" in saved:
 # trail SASRec under both protocols, the variant furthest, and all three stay below notebook 04's
 # popularity baseline (which SASRec passes in notebook 04 with a larger budget). The extra
 # loss competes with next-item learning: both forms end with a higher next-item loss (`rec`) than
-# SASRec's, and section 7 shows why the cross-sequence loss starts so high. Whether the branch pays
+# SASRec's, and section 7 shows why the cross-sequence loss starts so high. Whether SRA-CL pays
 # off once trained to convergence is the question of notebook 07, answered from full runs on a GPU
-# over several seeds. Excluding the history raises every number, as it must: the user's past items
+# over several seeds (there the cross-sequence branch alone is tested in this project's variant
+# only, as `no_intra`). Excluding the history raises every number, as it must: the user's past items
 # no longer compete with the target.
 
 # %% [markdown]

@@ -364,7 +364,9 @@ print(f"\nper user, test rank: better with SRA-CL (authors' form) for {(sracl_ra
 # and, in so few steps, mostly slow next-item learning, so the ordering at this budget says little
 # about the ordering at convergence. The paper's claim (SRA-CL above SASRec, with the largest gains
 # for short sequences) is tested in notebook 07, from full runs on a GPU over several seeds, with
-# intervals from a bootstrap over seeds and users. The numbers also depend on the semantic tables:
+# intervals from a bootstrap over seeds and users; its view by sequence length (section 12) gives
+# per-user tests only, and ML-100K has no short sequences in the paper's sense. The numbers also
+# depend on the semantic tables:
 # this run used `SEMANTIC_TABLES` = the value printed in section 1.
 
 # %% [markdown]

@@ -17,7 +17,8 @@
 # # 07 · Evaluation: does SRA-CL help, where, and why
 #
 # Notebooks 04-06 train one model at a time on a CPU budget. This notebook reads grids of runs,
-# every variant trained with up to 10 seeds on a GPU by `scripts/results_grid.py`, and answers three
+# every variant trained with up to 10 seeds by `scripts/results_grid.py` (on one GPU, but for Part II's
+# `cl4srec`, trained on a CPU; section 7 gives each run's device), and answers three
 # questions from them, each with a table, a plot and a verdict computed from the data under one
 # decision rule (section 1):
 #
@@ -666,7 +667,7 @@ width = 0.8 / max(len(present), 1)
 styles = report.variant_styles(present)             # colour, hatch, marker
 for i, variant in enumerate(present):
     ax.bar(np.arange(3) + i * width, by_group[variant], width, label=variant, color=styles[variant][0],
-           hatch=styles[variant][1], edgecolor="white", linewidth=0)
+           hatch=styles[variant][1], edgecolor="black", linewidth=0)     # black hatch lines, no frame
 ax.set_xticks(np.arange(3) + width * (len(present) - 1) / 2, [f"{g}\n{n} users" for g, n in
                                                                zip(by_group.index, by_group["users"])])
 ax.set(ylabel=f"test {METRIC}", title=f"{DATASET}: test {METRIC} by training-sequence length")
@@ -714,7 +715,7 @@ fig, ax = plt.subplots(figsize=(7, 4))
 styles = report.variant_styles(runs["variant"].unique())
 for i, (variant, frame) in enumerate(runs.groupby("variant", sort=False)):
     ax.scatter(frame[f"valid_{METRIC}"], frame[f"test_{METRIC}"], label=variant, color=styles[variant][0],
-               marker=styles[variant][2])
+               marker=styles[variant][2], s=40, edgecolors="black" if styles[variant][1] else "none")
 ax.set(xlabel=f"validation {METRIC}", ylabel=f"test {METRIC}", title="each dot one run")
 ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
 fig.tight_layout()

@@ -105,9 +105,10 @@ def plot_histories(results: dict, metric: str = "NDCG@10"):
         if metric in frame:
             evaluated = frame[metric].dropna()
             right.plot(evaluated.index, evaluated, color=color, marker="o", markersize=3, label=label)
-            right.axvline(best_epoch, color=color, alpha=0.3)
+            if best_epoch in evaluated.index:                  # a star on each run's own curve: never hidden
+                right.plot(best_epoch, evaluated[best_epoch], color=color, marker="*", markersize=13)
     left.set(xlabel="epoch", ylabel="training loss", title="losses")
-    right.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (line: best epoch)")
+    right.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (star: best epoch)")
     for ax in (left, right):
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)   # below, not over the lines

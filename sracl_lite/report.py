@@ -214,7 +214,7 @@ def variant_styles(names) -> dict:
                   if is_reference(v) == part and v not in ("sasrec", "ref_sasrec")]
         if len(others) > 3 * len(hues):
             raise ValueError(f"variant_styles: {len(others)} variants, only {3 * len(hues)} distinct styles")
-        styles |= {v: (hues[i % 10], ("", "//", "..")[i // 10], "osD"[i // 10]) for i, v in enumerate(others)}
+        styles |= {v: (hues[i % 10], ("", "///", "...")[i // 10], "osD"[i // 10]) for i, v in enumerate(others)}
     return {v: ("black", "", "o") if v in ("sasrec", "ref_sasrec") else styles[v] for v in names}
 
 
