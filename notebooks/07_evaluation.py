@@ -205,8 +205,8 @@ print(inspect.getsource(metrics_module.target_ranks))
 #
 # With only 3 seeds the resampled seeds take few distinct values and understate the run-to-run
 # spread, so the primary question's variants are run with up to 10 seeds (section 2 counts them).
-# The Wilcoxon p stays beside each verdict as a secondary view: where most users score 0 (two thirds
-# to nearly nine tenths of the users in the ML-100K runs) it tests a shift of the users' values, not
+# The Wilcoxon p stays beside each verdict as a secondary view: where most users score 0 (in one
+# ML-100K run, two thirds to over nine tenths of them) it tests a shift of the users' values, not
 # the mean, and the two can disagree. Each verdict also counts the seeds in which A is ahead of B:
 # seed i of A and of B share the backbone's initial weights and batch order, so that count pairs
 # them; the bootstrap does not. The test in code:
@@ -260,7 +260,7 @@ pd.DataFrame(overview)
 # %% [markdown]
 # How many seeds each variant the comparisons need has, per regime (the aim: 10 for the primary
 # question's variants and the best on validation, 5 for the rest; 0 would be a planned run not made
-# yet); how often the budget
+# yet; one falls short, dense `ref_titles` with 3, the README says why); how often the budget
 # binds at either end (RecBole's rule, patience 10 on MRR@10 rounded to 4 decimals, can end a run
 # that has barely learned; a best epoch near the cap means more epochs might help); and the runs
 # whose test metric is below 70% of their variant's best seed (a run that stopped learning; it stays
