@@ -204,17 +204,17 @@ def surviving_gain(grid: RunGrid, semantic: str, baseline: str = "ref_sasrec") -
 
 
 def variant_styles(names) -> dict:
-    """{variant: (colour, hatch, marker)}, the same in every plot (registry order picks it); SASRec,
-    under either preset, is black. Each preset's variants (Part I's `ref_*`, Part II's others) take
-    tab10's ten hues in turn, then the same hues again with a hatch on bars and a square marker."""
+    """{variant: (colour, hatch, marker)} in registry order per part (`ref_*` or not): tab10, then 10 hatched hues."""
     import matplotlib
-    hues, styles = matplotlib.colormaps["tab10"].colors, {}
+    hues = list(matplotlib.colormaps["tab10"].colors) + ["#000080", "#e6b800", "#006d6d", "#c000c0", "#7fd000",
+                                                         "#800000", "#ff9999", "#666600", "#00cc99", "#996633"]
+    styles = {}
     for part in (True, False):
         others = [v for v in E.variant_order(list(VARIANTS) + list(names))
                   if is_reference(v) == part and v not in ("sasrec", "ref_sasrec")]
-        if len(others) > 3 * len(hues):
-            raise ValueError(f"variant_styles: {len(others)} variants, only {3 * len(hues)} distinct styles")
-        styles |= {v: (hues[i % 10], ("", "///", "...")[i // 10], "osD"[i // 10]) for i, v in enumerate(others)}
+        if len(others) > 30:
+            raise ValueError(f"variant_styles: {len(others)} variants, only 30 distinct styles")
+        styles |= {v: (hues[i % 20], ("", "///", "...")[i // 10], "osD"[i // 10]) for i, v in enumerate(others)}
     return {v: ("black", "", "o") if v in ("sasrec", "ref_sasrec") else styles[v] for v in names}
 
 

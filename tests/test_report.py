@@ -132,8 +132,9 @@ def test_every_variant_of_a_part_has_its_own_style_and_sasrec_is_always_black():
     styles = variant_styles(list(VARIANTS))
     for part in (True, False):
         others = [s for v, s in styles.items() if is_reference(v) == part and v not in ("sasrec", "ref_sasrec")]
-        assert len({(colour, hatch) for colour, hatch, _ in others}) == len(others)
-        assert {colour for colour, _, _ in others} <= set(matplotlib.colormaps["tab10"].colors)
+        assert len(set(others)) == len(others) and len({colour for colour, _, _ in others[:20]}) == len(others[:20])
+        first_ten = [colour for colour, _, _ in others[:10]]
+        assert first_ten == list(matplotlib.colormaps["tab10"].colors)[:len(first_ten)]
     assert styles["sasrec"][0] == styles["ref_sasrec"][0] == "black"
     assert variant_styles(["ref_llm", "cl4srec"])["ref_llm"] == styles["ref_llm"]   # the same in every plot
 
