@@ -736,7 +736,7 @@ plt.show()
 saved = load_metrics(DATASET) if paths.metrics_dir(DATASET).exists() else {}
 if not saved:
     print(f"no CPU-profile metrics saved for {DATASET} yet: notebooks 04-06 save them when they run")
-ranks_of = lambda v: "all items" if v.get("config", {}).get("exclude_history") is False else "history excluded"
+ranks_of = lambda v: E.test_ranks_label(v.get("config", {}).get("exclude_history", True))   # popularity: excluded
 cpu_table = pd.DataFrame.from_dict({name: {"profile": str(v.get("profile", "none (not trained)")), "seeds": 1,
                                            "test ranks": ranks_of(v), **{m: v["test"][m] for m in E.REPORTED_METRICS}}
                                     for name, v in saved.items()}, orient="index").round(4)
@@ -754,7 +754,7 @@ if saved:
     grid_means = summary[E.REPORTED_METRICS].dropna(how="all").round(4)
     grid_means.insert(0, "profile", runs.groupby("variant")["profile"].first().reindex(grid_means.index))
     grid_means.insert(1, "seeds", summary["n_seeds"].reindex(grid_means.index).astype(int))
-    grid_means.insert(2, "test ranks", "history excluded")
+    grid_means.insert(2, "test ranks", E.test_ranks_label(True))   # Part II's grid: the default preset
     grid_means.insert(0, "from", str(shown_path))
     print(pd.concat({"notebooks 04-06": cpu_table, "grid (mean of seeds)": grid_means}).to_string())
 

@@ -63,6 +63,11 @@ def load_ranks(path) -> dict:
         return {key: f[key] for key in f.files}
 
 
+def test_ranks_label(exclude_history: bool) -> str:
+    """Which candidates a run's test ranks, in the words of the tables that show it."""
+    return "history excluded" if exclude_history else "all items"
+
+
 def converged_rows(path, variants: dict, max_len: int, metrics=("HR@10", "NDCG@10", "HR@20", "NDCG@20")):
     """Mean test metrics over seeds of the grid runs of {label: variant} in the results CSV `path`
     (rows of `max_len`; labels without runs are left out), to put beside a notebook's CPU-profile runs.
@@ -75,7 +80,7 @@ def converged_rows(path, variants: dict, max_len: int, metrics=("HR@10", "NDCG@1
             continue
         excluded = profile_config("paper", step="eager", **VARIANTS[variant]["config"]).exclude_history
         rows[label] = {"grid variant": variant, "seeds": len(mine), "profile": mine["profile"].iloc[0],
-                       "test ranks": "history excluded" if excluded else "all items",
+                       "test ranks": test_ranks_label(excluded),
                        **{m: round(mine[f"test_{m}"].mean(), 4) for m in metrics}}
     return pd.DataFrame.from_dict(rows, orient="index")
 

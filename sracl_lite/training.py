@@ -295,8 +295,8 @@ class Trainer:
         if state_path and Path(state_path).exists():
             run = load_training_state(state_path, self, data_hash)
         history = run["history"]
-        losses = config.model.backbone + " + cross" * bool(config.alpha) + " + intra" * bool(config.beta)
-        bar = tqdm(range(self.epoch, config.epochs), desc=f"{self.ds.name} {losses}", disable=not config.progress)
+        trained = config.model.backbone + " + cross" * bool(config.alpha) + " + intra" * bool(config.beta)
+        bar = tqdm(range(self.epoch, config.epochs), desc=f"{self.ds.name} {trained}", disable=not config.progress)
         for _ in bar:
             waited = self.epoch - run["best_epoch"]
             if run["best_state"] is not None and (waited > config.patience if config.early_stop == "recbole"
