@@ -10,7 +10,8 @@ read from data/raw/amazon_beauty_ids.txt unless --data names another place.
 
 CPU (`--device cpu`): ML-100K with the default settings (text dim 384, the MiniLM encoder of
 notebook 03). A full SRA-CL epoch there takes minutes on two cores, so by default a number of
-steps is timed and scaled to the epoch (`--cpu-steps 0` runs whole epochs).
+steps is timed and scaled to the epoch (`--cpu-steps 0` runs whole epochs). A CPU's "peak" is the
+rate of torch's own 4096 x 4096 float32 matrix products on the same threads, measured first.
 
     python benchmarks/train_speed.py                            # GPU: sracl in every mode, float32
     python benchmarks/train_speed.py --variants sracl,reference,sasrec --modes eager,graph+compile
@@ -96,6 +97,17 @@ def fp32_peak(name: str):
     return next((peak for key, peak in FP32_PEAK_TFLOPS.items() if key in name), None)
 
 
+def cpu_matmul_peak() -> float:
+    """TFLOP/s of 4096 x 4096 float32 matrix products on this CPU's torch threads: the most torch's
+    own kernels reach here, the yardstick of a CPU run's share (a virtual CPU has no datasheet)."""
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    a @ b  # warm-up
+    start = time.perf_counter()
+    for _ in range(3):
+        a @ b
+    return 3 * 2 * 4096 ** 3 / (time.perf_counter() - start) / 1e12
+
+
 def run_variant(ds, tables, name, overrides, args, device, seed):
     settings = dict(model=ModelConfig(hidden=64), max_len=20, batch_size=256, alpha=0.1, beta=0.1, k=args.k,
                     intra_aug="semantic")
@@ -126,7 +138,7 @@ def run_variant(ds, tables, name, overrides, args, device, seed):
     result = {
         "variant": name, "seed": seed, "compile": config.compile, "cuda_graph": config.cuda_graph, "bf16": trainer.amp,
         "alpha": config.alpha, "beta": config.beta,
-        "seconds_per_epoch": round(seconds, 3),
+        "seconds_per_epoch": round(seconds, 3), "seconds_per_step": round(statistics.median(per_step), 4),
         "epoch_seconds": [round(t, 3) for t in timed],
         "warmup_epoch_seconds": [round(r["train_seconds"], 3) for r in epochs[:args.warmup]],  # incl. compiling
         "timed_steps_per_epoch": epochs[-1]["steps"], "steps_per_epoch": steps_per_epoch,
@@ -201,7 +213,11 @@ def main(argv=None):
             parser.error(f"unknown variant {name!r}; choose from {list(VARIANTS)}")
     plan = [(f"{name} {mode}", {**VARIANTS[name], **MODES[mode]}, int(seed))
             for name in names for mode in modes for seed in args.seeds.split(",")]
-    runs, peak = section["runs"], fp32_peak(section["device"])
+    peak = fp32_peak(section["device"]) if device.type == "cuda" else cpu_matmul_peak()
+    section["fp32_peak_tflops"] = round(peak, 3) if peak else None
+    if device.type == "cpu":
+        print(f"yardstick: float32 matrix products of 4096 x 4096 reach {peak:.3f} TFLOP/s here", flush=True)
+    runs = section["runs"]
     for name, overrides, seed in plan:
         runs.append(run_variant(ds, tables, name, overrides, args, device, seed))
         # the same variant does the same arithmetic in every mode: its eager run counted it
@@ -219,10 +235,11 @@ def main(argv=None):
         existing = json.loads(out.read_text()) if out.exists() else {}
         existing[device.type] = section
         out.write_text(json.dumps(existing, indent=1) + "\n")
-    print(f"\n{'variant':28s} {'seed':>4s} {'s/epoch':>8s} {'samples/s':>10s} {'peak MiB':>9s} {'TFLOP/s':>8s} "
-          f"{'of peak':>7s} {'valid NDCG@10':>13s}")
+    print(f"\n{'variant':28s} {'seed':>4s} {'s/step':>7s} {'s/epoch':>8s} {'samples/s':>10s} {'peak MiB':>9s} "
+          f"{'TFLOP/s':>8s} {'of peak':>7s} {'valid NDCG@10':>13s}")
     for r in runs:
-        print(f"{r['variant']:28s} {r['seed']:4d} {r['seconds_per_epoch']:8.3f} {r['samples_per_second']:10.0f} "
+        print(f"{r['variant']:28s} {r['seed']:4d} {r['seconds_per_step']:7.3f} {r['seconds_per_epoch']:8.3f} "
+              f"{r['samples_per_second']:10.0f} "
               f"{r.get('peak_gpu_memory_mib', float('nan')):9.0f} {r.get('tflop_per_second') or float('nan'):8.2f} "
               f"{r.get('fp32_peak_share') or float('nan'):7.1%} {r['valid_ndcg10_after_epochs']:13.5f}")
     if best and dataset == "beauty":

@@ -176,7 +176,8 @@ plain_scores = x[:, -1] @ probe.item_emb.weight[: ds.n_items + 1].T           # 
 # `nn.Embedding` with `padding_idx=0` gives, but read from spare zero rows so that a GPU's backward
 # pass does not pile every padding position's gradient onto row 0 (`benchmarks/README.md` says why
 # that matters). `encode`, which training and scoring call, asks the last block for the last
-# position only (`last_only`).
+# position only (`last_only`). Its `dropout` is `F.dropout` bit for bit, with the CPU's random mask
+# drawn faster where torch's own kernel allows it (`model.dropout` says how).
 
 # %%
 print(inspect.getsource(model_module.SASRec.encode))

@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .model import dropout
+
 SYNTHESIZER_MODES = ("learned", "uniform")
 SYNTHESIZER_INITS = ("small", "xavier")
 
@@ -117,7 +119,7 @@ class SampleSynthesizer(nn.Module):
         anchor_part = anchor_sem @ (self.attn[:self.hidden] @ self.project.weight)  # (B,)
         logits = F.leaky_relu(anchor_part[:, None] + self.candidate_term(cand_sem), 0.2)  # (B, k)
         w = torch.softmax(logits.float(), dim=-1)
-        return F.dropout(w, self.dropout, self.training)
+        return dropout(w, self.dropout, self.training)
 
     def candidate_term(self, sem):
         """(..., d) -> (...): a_2^T W s, the part of the attention logit that depends on the candidate alone."""
@@ -138,7 +140,7 @@ class UniformDropoutSynthesizer(SampleSynthesizer):
         super().__init__(text_dim, hidden, "uniform", dropout, init)
 
     def weights(self, anchor_sem, cand_sem):
-        return F.dropout(super().weights(anchor_sem, cand_sem), self.dropout, self.training)
+        return dropout(super().weights(anchor_sem, cand_sem), self.dropout, self.training)
 
 
 # TrainConfig.synthesizer -> the module that weighs the candidates

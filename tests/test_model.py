@@ -1,8 +1,9 @@
 """Backbones: causal attention, left-padding invariance, shapes, input checks."""
 import pytest
 import torch
+import torch.nn.functional as F
 
-from sracl_lite.model import ModelConfig, build_model
+from sracl_lite.model import ModelConfig, build_model, dropout
 
 N_ITEMS, MAX_LEN = 30, 8
 
@@ -117,3 +118,19 @@ def test_errors_name_the_problem():
         ModelConfig(backbone="bert")
     with pytest.raises(ValueError, match="n_heads"):
         ModelConfig(hidden=10, n_heads=3)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.2, 0.1])
+def test_dropout_gives_f_dropouts_values_gradients_and_generator_state(p):
+    # Bit for bit on every machine: where torch draws masks from uniforms (model.masks_from_uniforms)
+    # the fast mask is the same draw, elsewhere model.dropout is F.dropout itself.
+    x = torch.randn(64, 20, 32, requires_grad=True)
+    results = []
+    for function in (F.dropout, dropout):
+        torch.manual_seed(7)
+        out = function(x, p, True)
+        grad, = torch.autograd.grad((out * torch.arange(out.numel()).view_as(out)).sum(), x)
+        results.append((out, grad, torch.rand(3)))  # the next draw shows the generator's state
+    for reference, fast in zip(*results):
+        assert torch.equal(reference, fast)
+    assert torch.equal(dropout(x, p, False), x)
