@@ -67,10 +67,11 @@ def masks_from_uniforms() -> bool:
 def dropout(x, p: float, training: bool = True):
     """F.dropout with the same result, faster on a CPU where masks_from_uniforms() holds.
 
-    There torch draws each mask element with a serial kernel that took a third of a CPU training
-    step; uniform_ consumes the same random numbers 2.6 times faster, so the masks, the results
-    and the generator's state afterwards are bit-identical (tests/test_model.py). Elsewhere, on
-    a GPU or in evaluation mode this is F.dropout itself."""
+    There torch draws each mask element with a serial kernel that took 27-35% of a CPU training step
+    in profiles (benchmarks/README.md); uniform_ consumes the same random numbers 2.6 times faster,
+    so the masks, the results and the generator's state afterwards are bit-identical
+    (tests/test_model.py). Elsewhere, on a GPU, for a non-contiguous input or in evaluation mode,
+    this is F.dropout itself."""
     if not training or not 0 < p < 1 or x.device.type != "cpu" or not x.is_contiguous() or not masks_from_uniforms():
         return F.dropout(x, p, training)
     keep = 1 - p
@@ -82,6 +83,8 @@ class Dropout(nn.Dropout):
     """nn.Dropout computed by `dropout` above (the same parameters, state and results)."""
 
     def forward(self, x):
+        if self.inplace:  # the fast mask makes a new tensor; in place is F.dropout's own
+            return F.dropout(x, self.p, self.training, inplace=True)
         return dropout(x, self.p, self.training)
 
 
