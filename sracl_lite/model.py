@@ -9,9 +9,8 @@ items against that vector with the shared item embedding table:
 The contrastive losses (losses.py) and the trainer (training.py) only use these two methods, so
 a new backbone plugs in by providing them.
 """
-from dataclasses import dataclass
-
 import functools
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -56,8 +55,8 @@ class ModelConfig:
 def masks_from_uniforms() -> bool:
     """Whether this machine's torch draws a CPU dropout mask as one float64 uniform per element,
     kept where it is below the keep probability. It does where it uses its own serial Bernoulli
-    kernel (seen on AMD CPUs; on Intel CPUs it calls MKL instead, and the check fails). Checked
-    once, on a private generator, by drawing the same mask both ways."""
+    kernel (measured on an AMD EPYC); where it calls MKL's generator instead, the check fails.
+    Checked once, on a private generator, by drawing the same mask both ways."""
     draws = [torch.Generator().manual_seed(0) for _ in range(2)]
     bernoulli = torch.empty(4096).bernoulli_(0.7, generator=draws[0])
     uniforms = torch.empty(4096, dtype=torch.float64).uniform_(generator=draws[1])
