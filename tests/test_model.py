@@ -123,7 +123,7 @@ def test_errors_name_the_problem():
 @pytest.mark.parametrize("p", [0.5, 0.2, 0.1])
 def test_dropout_gives_f_dropouts_values_gradients_and_generator_state(p):
     # Bit for bit on every machine. Where torch draws masks from uniforms (model.masks_from_uniforms:
-    # the AMD EPYCs this was measured on) this compares the fast mask with torch's own; elsewhere
+    # the AMD EPYC this was measured on) this compares the fast mask with torch's own; elsewhere
     # (torch calling MKL) model.dropout is F.dropout itself and the test only confirms that.
     x = torch.randn(64, 20, 32, requires_grad=True)
     results = []
