@@ -50,6 +50,9 @@ from sracl_lite.llm import LLMSettings, OpenAIBackend  # noqa: E402
 from sracl_lite.prompts import PromptConfig, item_prompts, template_item_texts, user_prompts  # noqa: E402
 from sracl_lite.sources import AMAZON_CATEGORIES  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+import results_grid  # noqa: E402
+
 STAGES = ("data", "llm", "embed", "tables", "grid", "report")
 SIMCSE = "princeton-nlp/sup-simcse-roberta-large"
 PRIMARY = ["ref_sasrec", "ref_llm", "ref_cl4srec", "ref_duorec"]
@@ -236,17 +239,28 @@ def stage_tables(args, ds):
     print(f"{len(tables)} tables -> {done.parent}")
 
 
-def grid_command(args, variants, seeds) -> list:
-    return [sys.executable, str(ROOT / "scripts" / "results_grid.py"), "--dataset", args.dataset, "--variants",
-            *variants, "--seeds", *map(str, range(1, seeds + 1)), "--profile", "paper", "--device", args.device,
-            "--workers", str(args.workers), "--out", args.results_dir, *args.grid_args.split()]
+def grid_arguments(args, variants, seeds) -> list:
+    return ["--dataset", args.dataset, "--variants", *variants, "--seeds", *map(str, range(1, seeds + 1)),
+            "--profile", "paper", "--device", args.device, "--workers", str(args.workers), "--out",
+            args.results_dir, *args.grid_args.split()]
 
 
 def run_grid(args, variants, seeds):
+    """scripts/results_grid.py in this process (a new one would spend seconds importing torch again)."""
     if not variants:
         return
-    env = {**os.environ, "SRACL_DATA_DIR": str(paths.data_dir(args.data_dir))}
-    subprocess.run(grid_command(args, variants, seeds), check=True, env=env)
+    before = os.environ.get("SRACL_DATA_DIR")
+    os.environ["SRACL_DATA_DIR"] = str(paths.data_dir(args.data_dir))   # where the grid reads the tables
+    try:
+        failed = results_grid.main(grid_arguments(args, variants, seeds))
+    finally:
+        if before is None:
+            del os.environ["SRACL_DATA_DIR"]
+        else:
+            os.environ["SRACL_DATA_DIR"] = before
+    if failed:
+        raise SystemExit(f"the grid of {', '.join(variants)} had failed runs (above); run the command again "
+                         "to train only those")
 
 
 def stage_grid(args, ds):

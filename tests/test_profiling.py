@@ -437,7 +437,7 @@ def test_committed_answers_are_found_from_a_data_folder_elsewhere(tmp_path, monk
     assert profiling.profile_dirs("ml-100k")[own] == {"model": "mine"}
 
 
-def test_a_gguf_file_is_parsed_once_per_load(monkeypatch, tmp_path):
+def test_a_gguf_file_is_parsed_and_its_name_map_built_once_per_load(monkeypatch, tmp_path):
     gguf = pytest.importorskip("gguf")
     parsed = []
 
@@ -445,8 +445,17 @@ def test_a_gguf_file_is_parsed_once_per_load(monkeypatch, tmp_path):
         def __init__(self, path, mode="r"):
             parsed.append(str(path))
     monkeypatch.setattr(gguf, "GGUFReader", CountingReader)
+    built = []
+
+    def counting_name_map(arch, n_blocks):
+        built.append((arch, n_blocks))
+        return object()
+    monkeypatch.setattr(gguf, "get_tensor_name_map", counting_name_map)
     with L._gguf_parsed_once():
         first, second = gguf.GGUFReader(tmp_path / "a.gguf"), gguf.GGUFReader(tmp_path / "a.gguf")
         other = gguf.GGUFReader(tmp_path / "b.gguf")
+        maps = [gguf.get_tensor_name_map("llama", n) for n in (30, 30, 12)]
     assert first is second and other is not first and len(parsed) == 2, "one parse per file inside the block"
-    assert gguf.GGUFReader is CountingReader, "the reader is restored after the block"
+    assert maps[0] is maps[1] and maps[2] is not maps[0] and built == [("llama", 30), ("llama", 12)]
+    assert gguf.GGUFReader is CountingReader and gguf.get_tensor_name_map is counting_name_map, \
+        "the reader and the name map are restored after the block"
