@@ -111,6 +111,17 @@ def test_paired_test_small_gain_is_not_significant():
     assert result["wilcoxon_p"] > 0.05 and result["ci_low"] < 0 < result["ci_high"]
 
 
+def test_paired_test_interval_is_that_of_one_whole_resampling_draw():
+    # The resamples are drawn 100 at a time; the interval must be the one that a single
+    # (n_bootstrap, users) draw from the same seed gives, also when n_bootstrap is no multiple of 100.
+    rng = np.random.default_rng(3)
+    ranks_a, ranks_b = rng.integers(0, 40, 3000), rng.integers(0, 40, 3000)
+    result = paired_test([ranks_a], [ranks_b], "NDCG@20", n_bootstrap=250, seed=7)
+    diff = per_user_metric([ranks_a], "NDCG@20") - per_user_metric([ranks_b], "NDCG@20")
+    whole = diff[np.random.default_rng(7).integers(0, len(diff), size=(250, len(diff)))].mean(axis=1)
+    assert (result["ci_low"], result["ci_high"]) == (np.quantile(whole, 0.025), np.quantile(whole, 0.975))
+
+
 def test_length_groups_tertiles_and_fixed_edges():
     groups, edges = length_groups(np.arange(1, 10))
     assert edges == (3, 6)
