@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import paths
 
@@ -104,6 +103,7 @@ def expect(holds, finding: str):
 
 def set_seed(seed: int):
     """Seed Python, NumPy and torch (CPU and CUDA)."""
+    import torch  # here, not at the top: the parameters cell and scripts/run_notebooks.py then start a second sooner
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
