@@ -2,35 +2,103 @@
 
     python benchmarks/encoder_backends.py                 # ML-100K's template item and user texts, 2 threads
     python benchmarks/encoder_backends.py --threads 1 --n-users 300
+    pip install onnxruntime openvino onnx                 # then the two runtimes are measured too
 
 Notebook 03 spends most of its CPU time encoding texts with all-MiniLM-L6-v2. A faster back end is only
 worth taking if it finds the same neighbours, so for each back end this prints the encoding time of the
 same texts, measured one after the other in one run, and against float32: overlap@10 of every text's
 cosine top-10 neighbours among the texts of its kind (items among items, users among users), and the
-largest 1 - cosine between a text's two embeddings. Back ends: PyTorch float32 (the default) and
-PyTorch's dynamic int8 quantisation of the linear layers (no new package). ONNX Runtime through
-sentence-transformers needs optimum-onnx, whose releases require transformers < 4.58 (this project pins
-5.24), so it is not measured here.
+largest 1 - cosine between a text's two embeddings. Back ends: PyTorch float32 (the default), PyTorch's
+dynamic int8 quantisation of the linear layers, and, where installed, ONNX Runtime and OpenVINO in
+float32. sentence-transformers reaches those two through optimum, whose releases require
+transformers < 4.58 (this project pins 5.24), so here the same BertModel is exported to ONNX with
+torch.onnx and both runtimes run that file; tokenising, mean pooling and normalising are the
+sentence-transformers model's own steps, written out, for every back end alike.
 """
 import argparse
 import copy
 import os
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sracl_lite import prompts  # noqa: E402
 from sracl_lite.data import load_dataset  # noqa: E402
 from sracl_lite.encoder import DEFAULT_MODEL_ID, load_sentence_model  # noqa: E402
+
+INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 
 
 def top_k(emb: np.ndarray, k: int = 10) -> np.ndarray:
     cosine = emb @ emb.T
     np.fill_diagonal(cosine, -np.inf)
     return np.argsort(-cosine, axis=1, kind="stable")[:, :k]
+
+
+def torch_runner(bert):
+    def run(batch):
+        with torch.inference_mode():
+            return bert(**{name: torch.from_numpy(batch[name]) for name in INPUTS}).last_hidden_state.numpy()
+    return run
+
+
+class LastHiddenState(torch.nn.Module):
+    """The BertModel with positional inputs and one output, as torch.onnx exports it."""
+
+    def __init__(self, bert):
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                         token_type_ids=token_type_ids).last_hidden_state
+
+
+def export_onnx(bert, tokenizer, path: Path):
+    example = tokenizer(["an example", "two"], padding=True, return_tensors="pt")
+    dynamic = {name: {0: "batch", 1: "tokens"} for name in INPUTS + ["last_hidden_state"]}
+    torch.onnx.export(LastHiddenState(bert).eval(), tuple(example[name] for name in INPUTS), str(path),
+                      input_names=INPUTS, output_names=["last_hidden_state"], dynamic_axes=dynamic,
+                      opset_version=17, dynamo=False)
+
+
+def onnxruntime_runner(path: Path, threads: int):
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda batch: session.run(None, {name: batch[name] for name in INPUTS})[0]
+
+
+def openvino_runner(path: Path, threads: int):
+    import openvino
+    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                                  "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    return lambda batch: request.infer({name: batch[name] for name in INPUTS})[compiled.output(0)]
+
+
+def encode(run, tokenizer, texts: list, batch_size: int) -> np.ndarray:
+    """Unit-length mean-pooled embeddings, longest texts first as sentence-transformers batches them."""
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    out = None
+    for start in range(0, len(texts), batch_size):
+        rows = order[start:start + batch_size]
+        batch = dict(tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=256,
+                               return_tensors="np"))
+        batch = {name: batch[name].astype(np.int64) for name in INPUTS}
+        mask = batch["attention_mask"][..., None].astype(np.float32)
+        pooled = (run(batch) * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        out = np.empty((len(texts), pooled.shape[1]), np.float32) if out is None else out
+        out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return out
 
 
 def main():
@@ -43,16 +111,25 @@ def main():
     ds = load_dataset("ml-100k")
     texts = {"items": list(prompts.template_item_texts(ds).values()),
              "users": list(prompts.template_user_texts(ds).values())[:args.n_users]}
-    fp32 = load_sentence_model(DEFAULT_MODEL_ID, "cpu")
-    int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {torch.nn.Linear}, dtype=torch.qint8)
+    model = load_sentence_model(DEFAULT_MODEL_ID, "cpu")
+    tokenizer, bert = model.tokenizer, model[0].auto_model.eval()
+    int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(bert), {torch.nn.Linear}, dtype=torch.qint8)
+    runners = {"torch float32": torch_runner(bert), "torch int8 (dynamic)": torch_runner(int8)}
+    folder = Path(tempfile.mkdtemp())
+    for name, make in (("onnxruntime float32", onnxruntime_runner), ("openvino float32", openvino_runner)):
+        try:
+            if not (folder / "minilm.onnx").exists():
+                export_onnx(bert, tokenizer, folder / "minilm.onnx")
+            runners[name] = make(folder / "minilm.onnx", args.threads)
+        except ImportError as missing:
+            print(f"{name}: not measured ({missing.name} is not installed)")
     print(f"{DEFAULT_MODEL_ID}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}; "
           f"{len(texts['items'])} item and {len(texts['users'])} user template texts of ML-100K")
     results = {}
-    for name, model in (("torch float32", fp32), ("torch int8 (dynamic)", int8)):
-        model.encode(texts["items"][:64], batch_size=args.batch_size)  # warm-up
+    for name, run in runners.items():
+        encode(run, tokenizer, texts["items"][:64], args.batch_size)  # warm-up
         start = time.perf_counter()
-        results[name] = {kind: model.encode(t, batch_size=args.batch_size, normalize_embeddings=True,
-                                            convert_to_numpy=True) for kind, t in texts.items()}
+        results[name] = {kind: encode(run, tokenizer, t, args.batch_size) for kind, t in texts.items()}
         results[name]["seconds"] = time.perf_counter() - start
     base = results["torch float32"]
     for name, got in results.items():
