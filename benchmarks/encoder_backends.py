@@ -17,6 +17,7 @@ sentence-transformers model's own steps, written out, for every back end alike.
 """
 import argparse
 import copy
+import importlib.util
 import os
 import sys
 import tempfile
@@ -27,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sracl_lite import prompts  # noqa: E402
@@ -115,14 +117,16 @@ def main():
     tokenizer, bert = model.tokenizer, model[0].auto_model.eval()
     int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(bert), {torch.nn.Linear}, dtype=torch.qint8)
     runners = {"torch float32": torch_runner(bert), "torch int8 (dynamic)": torch_runner(int8)}
-    folder = Path(tempfile.mkdtemp())
-    for name, make in (("onnxruntime float32", onnxruntime_runner), ("openvino float32", openvino_runner)):
-        try:
-            if not (folder / "minilm.onnx").exists():
-                export_onnx(bert, tokenizer, folder / "minilm.onnx")
-            runners[name] = make(folder / "minilm.onnx", args.threads)
-        except ImportError as missing:
-            print(f"{name}: not measured ({missing.name} is not installed)")
+    folder = tempfile.TemporaryDirectory()
+    onnx_file = Path(folder.name) / "minilm.onnx"
+    for name, package, make in (("onnxruntime float32", "onnxruntime", onnxruntime_runner),
+                                ("openvino float32", "openvino", openvino_runner)):
+        if importlib.util.find_spec(package) is None:
+            print(f"{name}: not measured ({package} is not installed)")
+            continue
+        if not onnx_file.exists():
+            export_onnx(bert, tokenizer, onnx_file)
+        runners[name] = make(onnx_file, args.threads)
     print(f"{DEFAULT_MODEL_ID}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}; "
           f"{len(texts['items'])} item and {len(texts['users'])} user template texts of ML-100K")
     results = {}
@@ -131,14 +135,31 @@ def main():
         start = time.perf_counter()
         results[name] = {kind: encode(run, tokenizer, t, args.batch_size) for kind, t in texts.items()}
         results[name]["seconds"] = time.perf_counter() - start
+    start = time.perf_counter()   # sentence-transformers' own encode, for its overhead over the loop above
+    own = {kind: model.encode(t, batch_size=args.batch_size, normalize_embeddings=True) for kind, t in texts.items()}
+    results["sentence-transformers encode"] = {**own, "seconds": time.perf_counter() - start}
+    folder.cleanup()
     base = results["torch float32"]
     for name, got in results.items():
         overlap = {kind: np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_k(base[kind]), top_k(got[kind]))])
                    for kind in texts}
         drift = max(float((1 - (base[kind] * got[kind]).sum(1)).max()) for kind in texts)
-        print(f"{name:22s} {got['seconds']:6.1f} s, x{base['seconds'] / got['seconds']:.2f} vs float32; "
+        print(f"{name:28s} {got['seconds']:6.1f} s, x{base['seconds'] / got['seconds']:.2f} vs float32; "
               f"overlap@10 items {overlap['items']:.3f}, users {overlap['users']:.3f}; "
               f"largest 1 - cosine to float32 {drift:.2e}")
+    print("(float32 against itself: the 1 - cosine of a unit vector with itself, float32 rounding)")
+    with FlopCounterMode(display=False) as counter:   # matrix products and attention, as torch counts them
+        encode(torch_runner(bert), tokenizer, texts["items"] + texts["users"], args.batch_size)
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    yardstick = 5 * 2 * 4096 ** 3 / (time.perf_counter() - start)
+    rate = counter.get_total_flops() / base["seconds"]
+    print(f"torch float32: {counter.get_total_flops() / 1e12:.2f} TFLOP in {base['seconds']:.1f} s, "
+          f"{rate / 1e9:.0f} GFLOP/s (tokenising included); torch's own 4096 x 4096 float32 products on these "
+          f"threads: {yardstick / 1e9:.0f} GFLOP/s, so {rate / yardstick:.0%} of that")
 
 
 if __name__ == "__main__":

@@ -471,7 +471,7 @@ assert count_parameters(probe) == n_rows * D + L * D + 2 * D + config.model.n_la
 # The popularity baseline, recomputed item by item for the validation split: its HR@10 is the share
 # of users whose target is among the 10 most popular items they have not seen.
 popular_first = [i for i in order if i != 0]
-seen = [set(seq.tolist()) for seq in ds.train_sequences]                # each user's history, built once
+seen = [set(seq.tolist()) for seq in ds.train_sequences]   # once per user, not once per item looked at
 hits = [v in [i for i in popular_first if i not in s][:10] for s, v in zip(seen, ds.valid_targets)]
 assert np.isclose(np.mean(hits), popularity["valid"]["HR@10"])
 

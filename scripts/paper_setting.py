@@ -249,15 +249,13 @@ def run_grid(args, variants, seeds):
     """scripts/results_grid.py in this process (a new one would spend seconds importing torch again)."""
     if not variants:
         return
-    before = os.environ.get("SRACL_DATA_DIR")
+    before = dict(os.environ)   # the grid's variables (its data folder, its compile threads) stay its own
     os.environ["SRACL_DATA_DIR"] = str(paths.data_dir(args.data_dir))   # where the grid reads the tables
     try:
         failed = results_grid.main(grid_arguments(args, variants, seeds))
     finally:
-        if before is None:
-            del os.environ["SRACL_DATA_DIR"]
-        else:
-            os.environ["SRACL_DATA_DIR"] = before
+        os.environ.clear()
+        os.environ.update(before)
     if failed:
         raise SystemExit(f"the grid of {', '.join(variants)} had failed runs (above); run the command again "
                          "to train only those")

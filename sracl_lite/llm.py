@@ -67,7 +67,7 @@ def default_gguf_path() -> Path:
 def _gguf_parsed_once():
     """transformers parses a GGUF file's metadata three times (tokenizer, config, weights; about 3 s each
     for SmolLM2 on a 2-core CPU) and builds gguf's tensor-name map for every submodule (397 times, about
-    5 s). Inside this block each file's read-only reader and each name map (transformers only looks names
+    4 s). Inside this block each file's read-only reader and each name map (transformers only looks names
     up in it) is made once and shared. Other model formats are not affected."""
     try:
         import gguf
@@ -81,9 +81,9 @@ def _gguf_parsed_once():
         if key not in readers:
             readers[key] = original_reader(path, *args, **kwargs)
         return readers[key]
-    gguf.GGUFReader = shared
-    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original_name_map)
     try:
+        gguf.GGUFReader = shared
+        gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original_name_map)
         yield
     finally:
         gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_name_map

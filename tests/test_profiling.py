@@ -439,23 +439,30 @@ def test_committed_answers_are_found_from_a_data_folder_elsewhere(tmp_path, monk
 
 def test_a_gguf_file_is_parsed_and_its_name_map_built_once_per_load(monkeypatch, tmp_path):
     gguf = pytest.importorskip("gguf")
-    parsed = []
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import TensorProcessor, get_gguf_hf_weights_map
+    parsed, built = [], []
 
     class CountingReader:
         def __init__(self, path, mode="r"):
             parsed.append(str(path))
     monkeypatch.setattr(gguf, "GGUFReader", CountingReader)
-    built = []
+    real_name_map = gguf.get_tensor_name_map
 
     def counting_name_map(arch, n_blocks):
         built.append((arch, n_blocks))
-        return object()
+        return real_name_map(arch, n_blocks)
     monkeypatch.setattr(gguf, "get_tensor_name_map", counting_name_map)
+    tiny = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                        num_attention_heads=2, num_key_value_heads=2))
+    names = get_gguf_hf_weights_map(tiny, TensorProcessor())   # transformers' own walk: one map per submodule
+    walked, built[:] = len(built), []
     with L._gguf_parsed_once():
         first, second = gguf.GGUFReader(tmp_path / "a.gguf"), gguf.GGUFReader(tmp_path / "a.gguf")
         other = gguf.GGUFReader(tmp_path / "b.gguf")
-        maps = [gguf.get_tensor_name_map("llama", n) for n in (30, 30, 12)]
+        shared_names = get_gguf_hf_weights_map(tiny, TensorProcessor())
     assert first is second and other is not first and len(parsed) == 2, "one parse per file inside the block"
-    assert maps[0] is maps[1] and maps[2] is not maps[0] and built == [("llama", 30), ("llama", 12)]
+    assert walked > 10 and built == [(gguf.MODEL_ARCH.LLAMA, 2)], "one name map inside the block"
+    assert shared_names == names and "blk.0.attn_q.weight" in names, "the same tensor names either way"
     assert gguf.GGUFReader is CountingReader and gguf.get_tensor_name_map is counting_name_map, \
         "the reader and the name map are restored after the block"
