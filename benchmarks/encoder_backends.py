@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sracl_lite import prompts  # noqa: E402
 from sracl_lite.data import load_dataset  # noqa: E402
 from sracl_lite.encoder import DEFAULT_MODEL_ID, load_sentence_model  # noqa: E402
+from train_speed import cpu_matmul_peak  # noqa: E402
 
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 
@@ -150,12 +151,7 @@ def main():
     print("(float32 against itself: the 1 - cosine of a unit vector with itself, float32 rounding)")
     with FlopCounterMode(display=False) as counter:   # matrix products and attention, as torch counts them
         encode(torch_runner(bert), tokenizer, texts["items"] + texts["users"], args.batch_size)
-    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(5):
-        a @ b
-    yardstick = 5 * 2 * 4096 ** 3 / (time.perf_counter() - start)
+    yardstick = cpu_matmul_peak() * 1e12   # train_speed.py's yardstick, so the two shares compare
     rate = counter.get_total_flops() / base["seconds"]
     print(f"torch float32: {counter.get_total_flops() / 1e12:.2f} TFLOP in {base['seconds']:.1f} s, "
           f"{rate / 1e9:.0f} GFLOP/s (tokenising included); torch's own 4096 x 4096 float32 products on these "
