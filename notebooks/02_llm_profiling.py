@@ -60,6 +60,7 @@ DEVICE = param("device", "cpu")     # cpu or cuda
 DTYPE = param("dtype", "auto")      # auto: float32 on a CPU, bfloat16 on a GPU; float32 matches the committed answers
 N_LIVE = param("n_live", 4)         # prompts generated live in section 3
 BATCH_SIZE = param("batch_size", 8)
+MAX_NEW_TOKENS = param("max_new_tokens", 64)  # answer length cap; decoding is most of an answer's time
 GENERATE_ALL = param("generate_all", False)  # answer every item, user and probe prompt here (long on a CPU)
 
 # %% [markdown]
@@ -159,7 +160,8 @@ print(src[src.index("        order ="):src.index("        return answers")])
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-backend = llm.TransformersBackend(MODEL or None, device=DEVICE, dtype=DTYPE, batch_size=BATCH_SIZE)
+backend = llm.TransformersBackend(MODEL or None, device=DEVICE, dtype=DTYPE, batch_size=BATCH_SIZE,
+                                  settings=llm.LLMSettings(max_new_tokens=MAX_NEW_TOKENS))
 tag = llm.model_tag(backend)
 print(backend.model_id, backend.settings, "->", tag)
 
@@ -167,8 +169,7 @@ rng = np.random.default_rng(SEED)
 live_keys = [list(user_prompts)[i] for i in sorted(rng.choice(len(user_prompts), N_LIVE, replace=False))]
 started, tokens0, prompt0 = time.time(), backend.generated_tokens, backend.prompt_tokens
 live = backend.generate([user_prompts[k] for k in live_keys])
-seconds = time.time() - started
-live_rate = (backend.generated_tokens - tokens0) / seconds
+live_rate = (backend.generated_tokens - tokens0) / (time.time() - started)
 print(f"{N_LIVE} answers: {backend.prompt_tokens - prompt0} prompt tokens, "
       f"{backend.generated_tokens - tokens0} new tokens, {live_rate:.1f} new tokens/s", file=sys.stderr)
 for key, answer in zip(live_keys, live):
