@@ -141,7 +141,8 @@ def main():
     own = {kind: model.encode(t, batch_size=args.batch_size, normalize_embeddings=True) for kind, t in texts.items()}
     results["sentence-transformers encode"] = {**own, "seconds": time.perf_counter() - start}
     start = time.perf_counter()   # the library's path: the same model, batches made by token count
-    library = TextEncoder(EncoderConfig(cache_dir=None, show_progress=False, device="cpu"), model=model)
+    library = TextEncoder(EncoderConfig(cache_dir=None, show_progress=False, device="cpu",
+                                        batch_size=args.batch_size), model=model)
     ours = {kind: library.encode(t) for kind, t in texts.items()}
     results["TextEncoder (token batches)"] = {**ours, "seconds": time.perf_counter() - start}
     folder.cleanup()

@@ -60,7 +60,7 @@ DEVICE = param("device", "cpu")     # cpu or cuda
 DTYPE = param("dtype", "auto")      # auto: float32 on a CPU, bfloat16 on a GPU; float32 matches the committed answers
 N_LIVE = param("n_live", 4)         # prompts generated live in section 3
 BATCH_SIZE = param("batch_size", 8)
-MAX_NEW_TOKENS = param("max_new_tokens", 64)  # answer length cap; decoding is most of an answer's time
+MAX_NEW_TOKENS = param("max_new_tokens", 64)  # answer cap; another value is another model tag (committed: 64)
 GENERATE_ALL = param("generate_all", False)  # answer every item, user and probe prompt here (long on a CPU)
 
 # %% [markdown]
@@ -151,8 +151,8 @@ print(template_users[first_user][:300], "...")
 # wrapped in the model's chat template, prompts are sorted by length and padded **on the left**, so
 # that every row's last token is its prompt's last token and generation continues from there.
 # Decoding is greedy with a repetition penalty of 1.2 (without it the model loops on one sentence)
-# and stops at 64 new tokens (about 50 words: a budget for CPU decoding, below), fewer than the
-# prompts ask for (section 6 counts how many answers that cuts).
+# and stops at 64 new tokens (`MAX_NEW_TOKENS`; about 50 words: a budget for CPU decoding, below),
+# fewer than the prompts ask for (section 6 counts how many answers that cuts).
 
 # %%
 src = inspect.getsource(llm.TransformersBackend.generate)

@@ -133,7 +133,9 @@ print("LLM answers:", f"coverage {coverage}" if llm else "none found; comparing 
 # (the paper used SimCSE RoBERTa-large, 1024-d). Embeddings are normalised to unit length, so a dot
 # product *is* the cosine similarity. Each text's embedding is cached under
 # `data/processed/embedding_cache/`, in one file per model, keyed by a hash of the text: a re-run
-# encodes only texts it has not seen, and two models never share a file.
+# encodes only texts it has not seen, and two models never share a file. The texts to encode go to
+# the model in batches of similar token counts (`_encode_by_length`), so that little of a batch is
+# padding; a text's embedding does not depend on its batch beyond float rounding.
 
 # %%
 print(inspect.getsource(TextEncoder.encode))

@@ -25,8 +25,8 @@ READ = {}         # every parameter this notebook read: name -> its SRACL_<NAME>
 NOTEBOOK_PARAMETERS = {
     "alpha", "batch_size", "beauty", "beta", "cpu_epochs", "cpu_prefixes", "dataset", "device", "dtype", "encoder",
     "generate_all",
-    "interactions", "items", "k", "length_edges", "level", "max_len", "metric", "min_item_interactions",
-    "max_new_tokens", "min_user_interactions", "model",
+    "interactions", "items", "k", "length_edges", "level", "max_len", "max_new_tokens", "metric",
+    "min_item_interactions", "min_user_interactions", "model",
     "n_live", "n_probes", "prefix_users", "profile", "profile_dir",
     "regimes", "results_dir",
     "seed",

@@ -286,6 +286,10 @@ def test_encoder_batches_by_token_count_and_returns_rows_in_input_order():
     assert [[len(text.split()) for text in batch] for batch in model.batches] == [[5, 4], [3, 2], [1, 1]]
     for text, row in zip(texts, emb):   # each row is its own text's embedding
         np.testing.assert_allclose(row, FakeModel().encode([text], 1, False, True, True)[0], rtol=1e-6)
+    model.tokenizer, model.batches = object(), []   # not callable (tokenizers.Tokenizer): by characters
+    E.TextEncoder(config, model=model).encode(texts)
+    assert [len(batch[0]) >= len(batch[1]) for batch in model.batches] == [True] * 3
+    assert len(model.batches[0][0]) == max(map(len, texts))
 
 
 def test_unknown_model_id_offline_gives_a_clear_error():
